@@ -1,0 +1,1 @@
+"""Marks bpf/ as the pyxlb.bpf package so its C sources install with pyxlb."""

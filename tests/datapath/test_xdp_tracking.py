@@ -1,0 +1,140 @@
+"""The XDP program on crafted packets (BPF_PROG_TEST_RUN): verdicts and the
+per-source map after each."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from pyxlb.datapath import libbpf
+from pyxlb.datapath.libbpf import XDP_PASS
+
+CLIENT = "10.111.0.10"
+CLIENT6 = "fd00:111::10"
+ETH = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:02")
+
+
+def syn(src: str = CLIENT, dport: int = 80) -> bytes:
+    return bytes(ETH / IP(src=src, dst="10.111.0.2") / TCP(sport=40000, dport=dport, flags="S"))
+
+
+def test_ipv4_syn_is_passed_and_counted(xdp):
+    packet = syn()
+    result = xdp.run(packet)
+    assert result.retval == XDP_PASS
+    assert result.data_out == packet
+    entry = xdp.source(CLIENT)
+    assert entry["packets"] == 1 and entry["syns"] == 1
+    assert entry["bytes"] == len(packet)
+    assert [key["addr"] for key, _ in xdp.maps["src_stats"].decoded_items()] == [CLIENT]
+    assert entry["last_syn_ago_s"] >= 0
+
+
+def test_ipv4_ack_counts_a_packet_not_a_syn(xdp):
+    ack = bytes(ETH / IP(src=CLIENT, dst="10.111.0.2") / TCP(sport=40000, dport=80, flags="A"))
+    synack = bytes(ETH / IP(src=CLIENT, dst="10.111.0.2") / TCP(flags="SA"))
+    assert xdp.run(ack).retval == XDP_PASS
+    assert xdp.run(synack).retval == XDP_PASS
+    entry = xdp.source(CLIENT)
+    assert entry["packets"] == 2 and entry["syns"] == 0
+    assert entry["last_syn_ago_s"] is None
+
+
+def test_udp_counts_a_packet(xdp):
+    packet = bytes(ETH / IP(src=CLIENT, dst="10.111.0.2") / UDP(sport=5353, dport=53) / b"q")
+    assert xdp.run(packet).retval == XDP_PASS
+    entry = xdp.source(CLIENT)
+    assert entry["packets"] == 1 and entry["syns"] == 0
+
+
+def test_ipv6_syn_is_counted_under_its_own_address(xdp):
+    packet = bytes(ETH / IPv6(src=CLIENT6, dst="fd00:111::2") / TCP(dport=80, flags="S"))
+    assert xdp.run(packet).retval == XDP_PASS
+    entry = xdp.source(CLIENT6)
+    assert entry["packets"] == 1 and entry["syns"] == 1
+    assert [key["addr"] for key, _ in xdp.maps["src_stats"].decoded_items()] == [CLIENT6]
+    assert xdp.source(CLIENT) is None
+
+
+def test_syns_accumulate_per_source(xdp):
+    for _ in range(3):
+        xdp.run(syn())
+    xdp.run(syn("10.111.0.11"))
+    assert xdp.source(CLIENT)["syns"] == 3
+    assert xdp.source("10.111.0.11")["syns"] == 1
+    assert len(xdp.maps["src_stats"]) == 2
+
+
+def test_vlan_tagged_syn_is_seen_through_the_tag(xdp):
+    packet = bytes(ETH / Dot1Q(vlan=7) / IP(src=CLIENT, dst="10.111.0.2") / TCP(flags="S"))
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.source(CLIENT)["syns"] == 1
+
+
+def test_arp_is_passed_untracked(xdp):
+    packet = bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT, pdst="10.111.0.2"))
+    assert xdp.run(packet).retval == XDP_PASS
+    assert len(xdp.maps["src_stats"]) == 0
+    assert xdp.counters()["not_ip"] == 1
+
+
+def test_truncated_ethernet_frame_is_refused_by_the_kernel(xdp):
+    # BPF_PROG_TEST_RUN will not run XDP on less than an Ethernet header, so a
+    # shorter frame can never reach the program.
+    with pytest.raises(libbpf.BpfError) as err:
+        xdp.run(bytes(ETH)[:10])
+    assert err.value.errno == errno.EINVAL
+
+
+def test_vlan_tag_cut_off_is_passed_as_malformed(xdp):
+    packet = bytes(ETH / Dot1Q(vlan=7) / IP(src=CLIENT))[:16]
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.counters()["malformed"] == 1
+    assert len(xdp.maps["src_stats"]) == 0
+
+
+def test_truncated_ipv4_header_is_passed_as_malformed(xdp):
+    packet = syn()[: 14 + 12]
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.counters()["malformed"] == 1
+    assert len(xdp.maps["src_stats"]) == 0
+
+
+def test_ipv4_header_length_past_the_packet_is_malformed(xdp):
+    packet = bytes(ETH / IP(src=CLIENT, ihl=15) / TCP(flags="S"))[: 14 + 40]
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.counters()["malformed"] == 1
+
+
+def test_truncated_ipv6_header_is_passed_as_malformed(xdp):
+    packet = bytes(ETH / IPv6(src=CLIENT6) / TCP(flags="S"))[: 14 + 30]
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.counters()["malformed"] == 1
+
+
+def test_truncated_tcp_header_counts_the_packet_without_a_syn(xdp):
+    packet = syn()[: 14 + 20 + 10]
+    assert xdp.run(packet).retval == XDP_PASS
+    entry = xdp.source(CLIENT)
+    assert entry["packets"] == 1 and entry["syns"] == 0
+
+
+def test_non_first_fragment_is_not_read_as_tcp(xdp):
+    # Offset 8 bytes: what follows the IP header is payload, not a TCP header.
+    frag = bytes(ETH / IP(src=CLIENT, proto=6, frag=1) / bytes([0] * 13 + [0x02] + [0] * 6))
+    assert xdp.run(frag).retval == XDP_PASS
+    assert xdp.source(CLIENT)["syns"] == 0
+
+
+def test_counters_add_up(xdp):
+    xdp.run(syn())
+    xdp.run(bytes(Ether() / ARP()))
+    xdp.run(syn()[:20])
+    assert xdp.counters() == {
+        "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "tracked": 1,
+        "track_full": 0,
+    }
