@@ -14,8 +14,9 @@ kernel=$(uname -r)
 say() { echo "setup: $*"; }
 
 # BCC's Python module comes from Debian (python3-bpfcc); the PyPI package
-# named "bcc" is unrelated. curl is the lab's HTTP client.
-packages=(python3-bpfcc bpfcc-tools libbpf1 iproute2 python3-venv curl)
+# named "bcc" is unrelated. curl is the lab's HTTP client; haproxy is the
+# reference the tests compare against.
+packages=(python3-bpfcc bpfcc-tools libbpf1 iproute2 python3-venv curl haproxy)
 apt_updated=""
 apt_install() {
     if [ -z "$apt_updated" ]; then

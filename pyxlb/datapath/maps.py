@@ -141,6 +141,8 @@ def decode(obj: Any) -> Any:
     addresses, `last_*_ns` monotonic timestamps become ages in seconds."""
     if isinstance(obj, int | float):
         return obj
+    if isinstance(obj, ctypes._SimpleCData):
+        return obj.value
     if isinstance(obj, ctypes.Array):
         return [decode(x) for x in obj]
     out: dict[str, Any] = {}

@@ -138,3 +138,11 @@ def test_counters_add_up(xdp):
         "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "tracked": 1,
         "track_full": 0,
     }
+
+
+def test_every_map_decodes_to_plain_data(xdp):
+    xdp.run(syn())
+    for table in xdp.maps.values():
+        for key, value in table.decoded_items():
+            assert isinstance(key, dict | int)
+            assert isinstance(value, dict)
