@@ -10,8 +10,8 @@
 #define PYXLB_SRC_STATS_MAX 65536
 #endif
 
-#ifndef PYXLB_BLOCK_LIST_MAX
-#define PYXLB_BLOCK_LIST_MAX 65536
+#ifndef PYXLB_CIDR_LIST_MAX
+#define PYXLB_CIDR_LIST_MAX 65536
 #endif
 
 #ifdef PYXLB_PIN_DIR
@@ -26,7 +26,9 @@ PYXLB_MAP("lru_percpu_hash", struct src_key, struct src_stats, src_stats,
           PYXLB_SRC_STATS_MAX, 0);
 PYXLB_MAP("percpu_array", __u32, struct dp_counters, dp_counters, 1, 0);
 /* The kernel requires LPM tries to be allocated on demand. */
-PYXLB_MAP("lpm_trie", struct lpm_key, struct block_rule, block_list,
-          PYXLB_BLOCK_LIST_MAX, BPF_F_NO_PREALLOC);
+PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, block_list,
+          PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
+PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, allow_list,
+          PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
 
 #endif

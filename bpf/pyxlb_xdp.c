@@ -32,18 +32,27 @@ static __always_inline void pyxlb_track_source(struct pyxlb_pkt *pkt, __u64 byte
     counters->tracked++;
 }
 
-static __always_inline int pyxlb_blocked(struct pyxlb_pkt *pkt)
+/* An expired entry stays until the control plane sweeps it; until then it
+ * no longer applies. */
+static __always_inline int pyxlb_rule_live(struct cidr_rule *rule)
+{
+    return rule && (!rule->expires_ns || bpf_ktime_get_ns() < rule->expires_ns);
+}
+
+static __always_inline int pyxlb_blocked(struct pyxlb_pkt *pkt, struct dp_counters *counters)
 {
     struct lpm_key key = {.prefixlen = 128};
-    struct block_rule *rule;
 
     __builtin_memcpy(key.addr, pkt->src.addr, sizeof(key.addr));
-    rule = block_list.lookup(&key);
-    if (!rule)
+    if (!pyxlb_rule_live(block_list.lookup(&key)))
         return 0;
-    /* An expired entry stays until the control plane sweeps it; until then
-     * it no longer blocks. */
-    return !rule->expires_ns || bpf_ktime_get_ns() < rule->expires_ns;
+    /* The allow list overrides every block; it is consulted only for
+     * blocked sources so that ordinary traffic pays for one lookup. */
+    if (pyxlb_rule_live(allow_list.lookup(&key))) {
+        counters->allowed++;
+        return 0;
+    }
+    return 1;
 }
 
 int pyxlb_xdp(struct xdp_md *ctx)
@@ -66,7 +75,7 @@ int pyxlb_xdp(struct xdp_md *ctx)
         counters->malformed++;
         return XDP_PASS;
     }
-    if (pyxlb_blocked(&pkt)) {
+    if (pyxlb_blocked(&pkt, counters)) {
         counters->blocked++;
         return XDP_DROP;
     }

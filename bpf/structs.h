@@ -13,15 +13,15 @@ struct src_key {
     __u8 addr[16];
 };
 
-/* A block-list entry's key: a CIDR. IPv4 networks are stored mapped too, so
- * an IPv4 /24 has prefixlen 96 + 24. */
+/* A key of the allow and block lists: a CIDR. IPv4 networks are stored
+ * mapped too, so an IPv4 /24 has prefixlen 96 + 24. */
 struct lpm_key {
     __u32 prefixlen;
     __u8 addr[16];
 };
 
-struct block_rule {
-    __u64 expires_ns;    /* bpf_ktime_get_ns() deadline; 0 blocks for good */
+struct cidr_rule {
+    __u64 expires_ns;    /* bpf_ktime_get_ns() deadline; 0: for good */
 };
 
 /* Per-source traffic seen at the hook (per CPU; readers add the CPUs'
@@ -39,6 +39,7 @@ struct dp_counters {
     __u64 not_ip;        /* ARP, LLDP, ...: passed without a look */
     __u64 malformed;     /* truncated or inconsistent headers: passed, not counted */
     __u64 blocked;       /* dropped: the source is on the block list */
+    __u64 allowed;       /* on the block list but also allowed: passed */
     __u64 tracked;       /* counted in src_stats */
     __u64 track_full;    /* src_stats refused a new entry */
 };

@@ -135,8 +135,8 @@ def test_counters_add_up(xdp):
     xdp.run(bytes(Ether() / ARP()))
     xdp.run(syn()[:20])
     assert xdp.counters() == {
-        "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "tracked": 1,
-        "track_full": 0,
+        "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "allowed": 0,
+        "tracked": 1, "track_full": 0,
     }
 
 

@@ -1,7 +1,8 @@
-"""The block list: CIDRs whose packets XDP drops, some until a deadline.
+"""The allow and block lists: CIDRs, each for good or until a deadline.
 
-Keys are LPM-trie keys over 128 bits; IPv4 networks are stored IPv4-mapped
-(a /24 becomes a /120), like every address in pyxlb's maps.
+XDP drops packets from block-listed sources unless the allow list also holds
+them. Both are LPM tries over 128-bit keys; IPv4 networks are stored
+IPv4-mapped (a /24 becomes a /120), like every address in pyxlb's maps.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from pyxlb.datapath import libbpf
 from pyxlb.datapath.maps import BpfMap
 
-MAP_NAME = "block_list"
+MAP_NAMES = {"block": "block_list", "allow": "allow_list"}
 _V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
@@ -46,21 +47,21 @@ def key_network(key: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return net
 
 
-def add(block_map: BpfMap, net, duration_s: float | None = None) -> None:
-    """Blocks `net`, for good or for `duration_s` seconds from now."""
-    rule = block_map.layout.value_type()
+def add(cidr_map: BpfMap, net, duration_s: float | None = None) -> None:
+    """Puts `net` on the list, for good or for `duration_s` seconds from now."""
+    rule = cidr_map.layout.value_type()
     rule.expires_ns = 0 if duration_s is None else time.monotonic_ns() + int(duration_s * 1e9)
-    libbpf.map_update(block_map.fd, network_key(net, block_map.layout.key_type), rule)
+    libbpf.map_update(cidr_map.fd, network_key(net, cidr_map.layout.key_type), rule)
 
 
-def delete(block_map: BpfMap, net) -> bool:
-    return libbpf.map_delete(block_map.fd, network_key(net, block_map.layout.key_type))
+def delete(cidr_map: BpfMap, net) -> bool:
+    return libbpf.map_delete(cidr_map.fd, network_key(net, cidr_map.layout.key_type))
 
 
-def entries(block_map: BpfMap) -> list[dict[str, Any]]:
+def entries(cidr_map: BpfMap) -> list[dict[str, Any]]:
     now = time.monotonic_ns()
     rows = []
-    for key, rule in block_map.items():
+    for key, rule in cidr_map.items():
         expires = rule.expires_ns
         rows.append({
             "network": str(key_network(key)),
