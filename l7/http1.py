@@ -1,0 +1,107 @@
+"""HTTP/1.1 message heads and body framing as the proxy writes them.
+
+Parsing is httptools' (llhttp) job; this module only turns parsed pieces back
+into bytes, the way HAProxy 2.6 forwards them:
+
+* header names lower-cased (HTX stores them so), values and order kept;
+* the Connection header loses its ``close``/``keep-alive`` tokens (the proxy
+  decides those per hop) and disappears when nothing else is left; other
+  hop-by-hop headers pass, as HAProxy passes them;
+* the proxy's own headers (``x-forwarded-for``, ``connection``) go last;
+* bodies keep their framing: content-length bodies pass as they are, chunked ones
+  are re-chunked piece by piece with their trailers.
+
+No tunnel exists yet, so the ``upgrade`` token and the Upgrade header are dropped:
+a server then answers an Upgrade request as a plain one.
+
+Pure functions over bytes; the proxy calls them once per message (heads) or per
+body piece (``chunk``). The parser settings both sides share live here too.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_HEAD: Final = 15360
+"""Largest message head accepted (HAProxy: tune.bufsize 16384 - tune.maxrewrite 1024)."""
+
+LENIENCIES_OFF: Final = {
+    name: False
+    for name in (
+        "lenient_headers", "lenient_chunked_length", "lenient_keep_alive",
+        "lenient_transfer_encoding", "lenient_version", "lenient_data_after_close",
+        "lenient_optional_lf_after_cr", "lenient_optional_cr_before_lf",
+        "lenient_optional_crlf_after_chunk", "lenient_spaces_after_chunk_size",
+    )
+}
+"""Every llhttp leniency, off: a proxy that is laxer than the servers behind it
+invites request smuggling. They are off by default; saying so pins it."""
+
+CRLF: Final = b"\r\n"
+LAST_CHUNK: Final = b"0\r\n"
+"""Start of the last chunk; trailer lines and a CRLF follow."""
+
+CONNECTION_CLOSE: Final = b"connection: close\r\n"
+CONNECTION_KEEP_ALIVE: Final = b"connection: keep-alive\r\n"
+
+# How the proxy treats a header, by lower-case name (one dict lookup per header).
+CONNECTION: Final = 1
+TRANSFER_ENCODING: Final = 2
+CONTENT_LENGTH: Final = 3
+UPGRADE: Final = 4
+SPECIAL_HEADERS: Final[dict[bytes, int]] = {
+    b"connection": CONNECTION,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"content-length": CONTENT_LENGTH,
+    b"upgrade": UPGRADE,
+}
+
+# Connection tokens that concern only one hop; the proxy sets them itself.
+_HOP_TOKENS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+_VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
+
+
+def version_bytes(version: str) -> bytes:
+    """httptools' ``get_http_version()`` ("1.1") as bytes for a start line."""
+    return _VERSIONS.get(version) or version.encode("ascii")
+
+
+def header_line(lname: bytes, value: bytes) -> bytes:
+    """One header line; ``lname`` is already lower-case."""
+    return lname + b": " + value + CRLF
+
+
+def connection_line(value: bytes) -> bytes | None:
+    """What is left of a Connection header once hop tokens are removed, or None."""
+    kept = [t for t in (t.strip() for t in value.split(b",")) if t and t.lower() not in _HOP_TOKENS]
+    return b"connection: " + b", ".join(kept) + CRLF if kept else None
+
+
+def is_chunked(transfer_encoding: bytes) -> bool:
+    """Whether a (parser-validated) Transfer-Encoding value ends with ``chunked``."""
+    return transfer_encoding.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+
+
+def request_head(
+    method: bytes, url: bytes, version: bytes, lines: list[bytes], extra: bytes
+) -> bytes:
+    """A request head: start line, forwarded header lines, the proxy's own lines."""
+    return b"%s %s HTTP/%s\r\n%s%s\r\n" % (method, url, version, b"".join(lines), extra)
+
+
+def response_head(
+    version: bytes, status: int, reason: bytes, lines: list[bytes], extra: bytes
+) -> bytes:
+    """A response head: status line, forwarded header lines, the proxy's own lines."""
+    return b"HTTP/%s %d %s\r\n%s%s\r\n" % (version, status, reason, b"".join(lines), extra)
+
+
+def chunk(data: bytes) -> bytes:
+    """One body piece as a chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def last_chunk(trailers: list[bytes]) -> bytes:
+    """The zero-size chunk with its trailer lines."""
+    return LAST_CHUNK + b"".join(trailers) + CRLF

@@ -1,0 +1,742 @@
+"""The client side of ``mode http`` frontends: listeners, and the protocol that
+parses requests, answers the stats page, forwards everything else to a server
+chosen by the backend's balancer and relays the response back.
+
+Shape (after uvicorn's httptools protocol): httptools callbacks fill an
+``Exchange`` per request; exchanges queue in arrival order so pipelined requests
+are answered in order, and only the first one talks to a server. Bytes are
+forwarded as they arrive in both directions, with back-pressure: a full client
+write buffer pauses reading from the server, a full server write buffer pauses
+reading from the client.
+
+Processing order follows HAProxy's http_process_req_common as far as it exists
+here: stats, then default_backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+
+from pyxlb.l7.http1 import (
+    CONNECTION,
+    CONNECTION_CLOSE,
+    CONNECTION_KEEP_ALIVE,
+    CONTENT_LENGTH,
+    LENIENCIES_OFF,
+    MAX_HEAD,
+    SPECIAL_HEADERS,
+    TRANSFER_ENCODING,
+    chunk,
+    connection_line,
+    header_line,
+    is_chunked,
+    last_chunk,
+    request_head,
+    response_head,
+    version_bytes,
+)
+from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response, stats_response
+from pyxlb.l7.timers import IdleTimer
+from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
+from pyxlb.stats.counters import FrontendStats, StatsRegistry
+from pyxlb.stats.page import render_csv, render_html
+
+log = logging.getLogger(__name__)
+
+PENDING_LIMIT = 65536
+"""Request bytes buffered while no server connection is ready; past this the
+client is not read until the connection is up."""
+
+REPLAY_LIMIT = 65536
+"""A request sent on a reused server connection is kept up to this size so it can
+be sent again on a fresh connection if the server had closed the old one."""
+
+
+class Frontend:
+    """What a frontend's connections share, computed once at start."""
+
+    __slots__ = (
+        "name", "backend", "stats", "registry", "stats_uri", "stats_csv_uri",
+        "forwardfor", "server_close", "client_timeout", "loop", "connections",
+    )
+
+    def __init__(
+        self, config: Any, upstreams: Upstreams, registry: StatsRegistry,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        if getattr(config, "mode", "http") != "http":
+            raise ValueError(f"frontend {config.name}: the l7 tier serves mode http only")
+        self.name: str = config.name
+        self.loop = loop
+        self.backend: Backend | None = (
+            upstreams.backend(config.default_backend) if config.default_backend else None
+        )
+        self.stats: FrontendStats = registry.frontend(config.name)
+        self.registry = registry
+        uri = config.stats_uri
+        self.stats_uri: bytes | None = uri.encode("latin-1") if uri else None
+        self.stats_csv_uri: str | None = f"{uri};csv" if uri else None
+        # Both options work from either side of the proxy, as in HAProxy.
+        options = frozenset(config.options or ())
+        if self.backend is not None:
+            options |= self.backend.options
+        self.forwardfor = "forwardfor" in options
+        self.server_close = "http-server-close" in options
+        client_ms = getattr(config.timeouts, "client", None)
+        self.client_timeout = None if client_ms is None else client_ms / 1000.0
+        self.connections: set[ClientConnection] = set()
+
+
+# Exchange kinds.
+PROXY, STATS, BAD = 0, 1, 2
+
+
+class Exchange:
+    """One request on a client connection, from its head to the end of its response."""
+
+    __slots__ = (
+        "kind", "version", "keep_alive", "head_only", "chunked", "csv", "streams", "started",
+        "pending", "pending_size", "request_done", "response_started", "response_done",
+        "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
+    )
+
+    def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
+        self.kind = kind
+        self.version = version
+        self.keep_alive = keep_alive
+        self.head_only = head_only
+        self.chunked = False
+        self.csv = False
+        # A request with a body starts as soon as its head is parsed so the body
+        # can stream; others start once complete, so that an answer made here
+        # (stats, 503) can keep the connection alive.
+        self.streams = False
+        self.started = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.request_done = False
+        self.response_started = False
+        self.response_done = False
+        self.close_after = not keep_alive
+        self.upstream: UpstreamConnection | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self.replay: list[bytes] | None = None
+        self.replay_size = 0
+        self.retried = False
+
+
+class _Closed(Exception):
+    """Raised from a parser callback to stop parsing input of a closed connection."""
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: the request head exceeds MAX_HEAD."""
+
+
+class ClientConnection(asyncio.Protocol):
+    """One accepted client connection of a frontend."""
+
+    def __init__(self, fe: Frontend) -> None:
+        self.fe = fe
+        self.loop = fe.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(**LENIENCIES_OFF)
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.closed = False
+        self._xff = b""
+        self._local_port = 0
+        self._fresh = True  # nothing received yet
+        self._timer: IdleTimer | None = None
+        self._reading_paused = False
+        self._write_paused = False
+        self._upstream_full = False
+        self._broken = False
+        self._corked: list[bytes] | None = None
+        # The message being parsed.
+        self._url = b""
+        self._lines: list[bytes] = []
+        self._trailers: list[bytes] = []
+        self._chunked = False
+        self._has_body = False
+        self._in_head = False
+        # Bytes read while a head is incomplete, and the parsed head's size: the
+        # first bounds a head arriving over many reads, the second one in a single read.
+        self._head_bytes = 0
+        self._head_size = 0
+
+    # -- asyncio.Protocol: client side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but implement it.
+        self.transport = cast(asyncio.Transport, transport)
+        fe = self.fe
+        fe.stats.connections += 1
+        fe.connections.add(self)
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            self._local_port = sockname[1]
+        if fe.forwardfor:
+            peer = transport.get_extra_info("peername")
+            if peer:
+                self._xff = header_line(b"x-forwarded-for", str(peer[0]).encode("ascii"))
+        if fe.client_timeout is not None:
+            self._timer = IdleTimer(self.loop, fe.client_timeout, self._on_idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.fe.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        for ex in self.queue:
+            self._drop_upstream(ex)
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self._timer is not None:
+            self._timer.last = self.loop.time()
+        self._fresh = False
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            # llhttp stops after an Upgrade request. Without tunnels the Upgrade
+            # header was not forwarded, so what follows is HTTP again.
+            offset = exc.args[0]
+            if offset < len(data) and not self.closed:
+                self.data_received(data[offset:])
+            return
+        except HttpParserError as exc:
+            if isinstance(exc.__context__, _Closed):
+                return
+            if isinstance(exc, HttpParserCallbackError) and not isinstance(
+                exc.__context__, _HeadTooLarge
+            ):
+                log.error(
+                    "bug while parsing a request on %s", self.fe.name, exc_info=exc.__context__
+                )
+            self._bad_request()
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                self._bad_request()
+
+    def eof_received(self) -> bool | None:
+        if self._in_head or self.parsing is not None or not self.queue:
+            return None  # nothing complete to answer: close
+        # The client finished sending (half-close): answer what it asked, then close.
+        self.queue[-1].close_after = True
+        return True
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.queue:
+            up = self.queue[0].upstream
+            if up is not None and not up.read_paused and up.transport is not None:
+                up.read_paused = True
+                up.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._timer is not None:
+            self._timer.touch()
+        if self.queue:
+            up = self.queue[0].upstream
+            if up is not None and up.read_paused and up.transport is not None:
+                up.read_paused = False
+                up.transport.resume_reading()
+
+    # -- httptools callbacks: the request
+
+    def on_message_begin(self) -> None:
+        if self.closed:
+            raise _Closed
+        self._url = b""
+        self._lines = []
+        self._trailers = []
+        self._chunked = False
+        self._has_body = False
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if self.parsing is not None:
+            self._trailers.append(header_line(lname, value))
+            return
+        self._head_size += len(name) + len(value) + 4
+        kind = SPECIAL_HEADERS.get(lname)
+        if kind is None:
+            self._lines.append(lname + b": " + value + b"\r\n")
+        elif kind == CONNECTION:
+            line = connection_line(value)
+            if line is not None:
+                self._lines.append(line)
+        elif kind == TRANSFER_ENCODING:
+            self._chunked = is_chunked(value)
+            self._has_body = True
+            self._lines.append(header_line(lname, value))
+        elif kind == CONTENT_LENGTH:
+            # llhttp has checked that it is digits only.
+            self._has_body = int(value) > 0
+            self._lines.append(header_line(lname, value))
+        # Upgrade: dropped, no tunnel to relay it through yet.
+
+    def on_headers_complete(self) -> None:
+        if self.closed:
+            raise _Closed
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge
+        parser = self.parser
+        fe = self.fe
+        self._in_head = False
+        fe.stats.requests += 1
+        method = parser.get_method()
+        version = version_bytes(parser.get_http_version())
+        url = self._url
+        head_only = method == b"HEAD"
+        stats_uri = fe.stats_uri
+        if (
+            stats_uri is not None
+            and (method == b"GET" or head_only)
+            and url.startswith(stats_uri)
+        ):
+            fe.stats.intercepted += 1
+            ex = Exchange(STATS, version, parser.should_keep_alive(), head_only)
+            ex.csv = b";csv" in url[len(stats_uri):]
+        else:
+            ex = Exchange(PROXY, version, parser.should_keep_alive(), head_only)
+            ex.chunked = self._chunked
+            ex.streams = self._has_body
+            if fe.server_close:
+                extra = self._xff + CONNECTION_CLOSE
+            elif version == b"1.0":
+                # HTTP/1.0 closes by default; ask the server to keep the connection.
+                extra = self._xff + CONNECTION_KEEP_ALIVE
+            else:
+                extra = self._xff
+            head = request_head(method, url, version, self._lines, extra)
+            ex.pending.append(head)
+            ex.pending_size = len(head)
+        self.parsing = ex
+        self.queue.append(ex)
+        if ex.streams and len(self.queue) == 1:
+            self._start(ex)
+
+    def on_body(self, body: bytes) -> None:
+        if self.closed:
+            raise _Closed
+        ex = self.parsing
+        assert ex is not None
+        if ex.kind == PROXY:
+            self._send(ex, chunk(body) if ex.chunked else body)
+
+    def on_message_complete(self) -> None:
+        if self.closed:
+            raise _Closed
+        ex = self.parsing
+        assert ex is not None
+        self.parsing = None
+        if ex.kind == PROXY and ex.chunked:
+            self._send(ex, last_chunk(self._trailers))
+        ex.request_done = True
+        if not ex.started and self.queue[0] is ex:
+            self._start(ex)
+        elif ex.response_done:
+            self._finish(ex)
+        else:
+            # Pipelined requests wait until this response is done.
+            self._update_reading()
+
+    # -- forwarding the request
+
+    def _send(self, ex: Exchange, data: bytes) -> None:
+        up = ex.upstream
+        if up is not None:
+            assert up.transport is not None
+            up.transport.write(data)
+            up.touch()
+            if ex.replay is not None:
+                ex.replay.append(data)
+                ex.replay_size += len(data)
+                if ex.replay_size > REPLAY_LIMIT:
+                    ex.replay = None
+        elif not ex.response_done:
+            ex.pending.append(data)
+            ex.pending_size += len(data)
+            if ex.pending_size > PENDING_LIMIT:
+                self._update_reading()
+
+    def _start(self, ex: Exchange) -> None:
+        """Make the first queued exchange the active one."""
+        ex.started = True
+        if ex.kind == STATS:
+            self._answer_stats(ex)
+            return
+        if ex.kind == BAD:
+            self._write(BAD_REQUEST)
+            self._close()
+            return
+        backend = self.fe.backend
+        if backend is None:
+            self._generated(ex, 503)
+            return
+        backend.stats.requests += 1
+        server = backend.balancer.pick()
+        if server is None:
+            self._generated(ex, 503)
+            return
+        server.stats.requests += 1
+        up = server.acquire(self.loop.time())
+        if up is not None:
+            self._attach(ex, up)
+        else:
+            ex.connecting = self.loop.create_task(self._connect(ex, server))
+
+    async def _connect(self, ex: Exchange, server: Server) -> None:
+        try:
+            up = await server.connect(self.loop, self._local_port)
+        except (OSError, TimeoutError):
+            ex.connecting = None
+            if not self.closed and self.queue and self.queue[0] is ex:
+                self._generated(ex, 503)
+            return
+        ex.connecting = None
+        if self.closed or not self.queue or self.queue[0] is not ex or ex.response_done:
+            # Nobody needs it any more; a fresh connection is still worth keeping.
+            server.release(up, self.loop.time())
+            return
+        self._attach(ex, up)
+
+    def _attach(self, ex: Exchange, up: UpstreamConnection) -> None:
+        ex.upstream = up
+        up.attach(self, ex.head_only)
+        transport = up.transport
+        assert transport is not None
+        data = b"".join(ex.pending)
+        ex.pending = []
+        ex.pending_size = 0
+        if up.reused and not ex.retried and len(data) <= REPLAY_LIMIT:
+            ex.replay = [data]
+            ex.replay_size = len(data)
+        transport.write(data)
+        if self._write_paused:
+            up.read_paused = True
+            transport.pause_reading()
+        self._update_reading()
+
+    def _drop_upstream(self, ex: Exchange) -> None:
+        """Forget the exchange's server side; its connection is in an unknown state."""
+        if ex.connecting is not None:
+            ex.connecting.cancel()
+            ex.connecting = None
+        up = ex.upstream
+        if up is not None:
+            ex.upstream = None
+            up.close()
+
+    # -- the response (UpstreamConnection's sink interface)
+
+    def response_informational(self, head: bytes) -> None:
+        self._write(head)
+
+    def response_head(
+        self, version: bytes, status: int, reason: bytes, lines: list[bytes], close_delimited: bool
+    ) -> None:
+        ex = self.queue[0]
+        ex.response_started = True
+        if close_delimited:
+            ex.close_after = True
+        if ex.close_after:
+            extra = CONNECTION_CLOSE
+        elif ex.version == b"1.0":
+            extra = CONNECTION_KEEP_ALIVE
+        else:
+            extra = b""
+        self._write(response_head(version, status, reason, lines, extra))
+
+    def response_data(self, data: bytes) -> None:
+        self._write(data)
+
+    def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
+        ex = self.queue[0]
+        ex.upstream = None
+        conn.detach()
+        if reusable and ex.request_done and not self.fe.server_close:
+            conn.server.release(conn, self.loop.time())
+        else:
+            conn.close()
+        ex.response_done = True
+        if not ex.request_done:
+            # The server answered before the request body ended; the rest of the
+            # body has nowhere to go.
+            ex.close_after = True
+        self._finish(ex)
+
+    def upstream_failed(self, conn: UpstreamConnection, status: int) -> None:
+        ex = self.queue[0]
+        ex.upstream = None
+        conn.close()
+        if ex.response_started:
+            # Part of a response is out; the client can only learn of the failure
+            # from the connection closing.
+            self._abort()
+            return
+        if status == 502 and conn.reused and ex.replay is not None and not ex.retried:
+            # The server had closed the pooled connection: send again on a fresh one.
+            ex.retried = True
+            ex.pending = ex.replay
+            ex.pending_size = ex.replay_size
+            ex.replay = None
+            ex.connecting = self.loop.create_task(self._connect(ex, conn.server))
+            return
+        self._generated(ex, status)
+
+    def upstream_write_paused(self, paused: bool) -> None:
+        self._upstream_full = paused
+        self._update_reading()
+
+    # -- answers pyxlb makes itself
+
+    def _answer_stats(self, ex: Exchange) -> None:
+        fe = self.fe
+        if ex.csv:
+            body = render_csv(fe.registry).encode()
+        else:
+            body = render_html(fe.registry, fe.stats_csv_uri).encode()
+        close = ex.close_after or not ex.request_done
+        self._write(stats_response(body, ex.csv, ex.head_only, close))
+        ex.response_done = True
+        if close:
+            self._close()
+        elif ex.request_done:
+            self._finish(ex)
+
+    def _generated(self, ex: Exchange, status: int) -> None:
+        """A 502/503/504 page instead of the server's response."""
+        self._drop_upstream(ex)
+        close = ex.close_after or not ex.request_done
+        self._write(error_response(status, close))
+        ex.response_done = True
+        if close:
+            self._close()
+        else:
+            self._finish(ex)
+
+    def _bad_request(self) -> None:
+        """The parser rejected the input: answer 400 in turn, then close."""
+        if self.closed:
+            return
+        fe = self.fe
+        fe.stats.bad_requests += 1
+        self._broken = True
+        self._update_reading()
+        ex = self.parsing
+        self.parsing = None
+        if ex is None:
+            # The head itself was bad: it is a request HAProxy counts.
+            fe.stats.requests += 1
+        elif self.queue and self.queue[0] is ex:
+            # The body of the active request was bad.
+            self._drop_upstream(ex)
+            if not ex.response_started:
+                self._write(BAD_REQUEST)
+            self._close()
+            return
+        else:
+            self.queue.remove(ex)
+        bad = Exchange(BAD, b"1.1", False, False)
+        bad.request_done = True
+        bad.streams = True
+        self.queue.append(bad)
+        if len(self.queue) == 1:
+            self._start(bad)
+
+    # -- connection state
+
+    def _finish(self, ex: Exchange) -> None:
+        """The exchange's request and response are both done."""
+        self.queue.popleft()
+        if ex.close_after or self._broken and not self.queue:
+            self._close()
+            return
+        if self._timer is not None:
+            self._timer.touch()
+        if self.queue:
+            nxt = self.queue[0]
+            if nxt.streams or nxt.request_done:
+                self._start(nxt)
+        if not self.closed:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        queue = self.queue
+        pause = (
+            self._broken
+            or self._upstream_full
+            # Pipelining: do not read the next request before this one is answered.
+            or (bool(queue) and queue[-1].request_done)
+            or (bool(queue) and queue[-1].pending_size > PENDING_LIMIT)
+        )
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _write(self, data: bytes) -> None:
+        if self._corked is not None:
+            self._corked.append(data)
+        elif self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def cork(self) -> None:
+        """Hold writes until ``uncork``: one write, one syscall, per server read."""
+        self._corked = []
+
+    def uncork(self) -> None:
+        corked = self._corked
+        self._corked = None
+        if corked:
+            self._write(b"".join(corked))
+
+    def _close(self) -> None:
+        """Close after what was written has been sent."""
+        if not self.closed:
+            self.closed = True
+            for ex in self.queue:
+                self._drop_upstream(ex)
+            if self.transport is not None:
+                self.transport.close()
+
+    def _abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            for ex in self.queue:
+                self._drop_upstream(ex)
+            if self.transport is not None:
+                self.transport.abort()
+
+    def _on_idle(self) -> bool:
+        """``timeout client`` expired; True keeps watching."""
+        if self._write_paused:
+            # The client stopped reading its response.
+            self._abort()
+            return False
+        queue = self.queue
+        if self._in_head or self.parsing is not None:
+            # A request is arriving too slowly.
+            if not queue:
+                self._write(REQUEST_TIMEOUT)
+            elif queue[0] is self.parsing and not queue[0].response_started:
+                self._drop_upstream(queue[0])
+                self._write(REQUEST_TIMEOUT)
+            self._close()
+            return False
+        if queue:
+            return True  # waiting for a server: ``timeout server`` governs
+        if self._fresh:
+            # HAProxy 2.6 answers a connection that never sent a byte with a 408 too.
+            self._write(REQUEST_TIMEOUT)
+        # An idle keep-alive connection closes silently.
+        self._close()
+        return False
+
+    def shutdown(self) -> None:
+        """Close at once (the frontend is stopping)."""
+        self._close()
+
+
+async def start_frontend(
+    frontend: Any,
+    backends: Mapping[str, Any] | Upstreams,
+    stats: StatsRegistry,
+) -> list[asyncio.AbstractServer]:
+    """Listen on every ``bind`` of a ``mode http`` frontend and serve it.
+
+    ``backends`` maps backend names to config backends, or is an ``Upstreams``
+    built from them: frontends of one process should share one ``Upstreams`` so
+    that they share round-robin positions and server connection pools. A bind
+    without an address listens on every IPv4 and IPv6 address. Listening sockets
+    set SO_REUSEADDR and SO_REUSEPORT so worker processes can share them.
+    """
+    loop = asyncio.get_running_loop()
+    upstreams = backends if isinstance(backends, Upstreams) else Upstreams(backends, stats)
+    await upstreams.resolve(loop)
+    fe = Frontend(frontend, upstreams, stats, loop)
+
+    def factory() -> ClientConnection:
+        return ClientConnection(fe)
+
+    servers: list[asyncio.AbstractServer] = []
+    try:
+        for bind in frontend.binds:
+            servers.append(
+                await loop.create_server(
+                    factory,
+                    host=bind.host,
+                    port=bind.port,
+                    family=socket.AF_UNSPEC,
+                    reuse_address=True,
+                    reuse_port=True,
+                )
+            )
+        for server in servers:
+            _frontend_of[server] = fe
+    except OSError:
+        await close_servers(servers)
+        raise
+    return servers
+
+
+# Which frontend each listener serves, so that closing listeners can also close
+# their client connections.
+_frontend_of: dict[asyncio.AbstractServer, Frontend] = {}
+
+
+async def close_servers(servers: Iterable[asyncio.AbstractServer]) -> None:
+    """Stop listening, close the frontends' client connections, and wait until the
+    listeners are closed."""
+    servers = list(servers)
+    frontends = []
+    for server in servers:
+        server.close()
+        fe = _frontend_of.pop(server, None)
+        if fe is not None and fe not in frontends:
+            frontends.append(fe)
+    for fe in frontends:
+        for conn in list(fe.connections):
+            conn.shutdown()
+    for server in servers:
+        await server.wait_closed()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed, asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

@@ -1,0 +1,2 @@
+"""Statistics: the live counters (``counters``) and their HAProxy-compatible stats
+page and CSV (``page``)."""

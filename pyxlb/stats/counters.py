@@ -1,0 +1,191 @@
+"""The live counters behind the stats page, CSV and (later) the runtime API.
+
+One slot object per frontend, backend and server, built once from the config
+model. The proxies bump plain int attributes on the slots they looked up at start
+(no dict lookups, no locks: each worker's event loop owns its registry), and the
+renderers in ``pyxlb.stats.page`` read them.
+
+Proxies are listed as HAProxy lists them: one proxy per section name, so a
+``listen`` section (a frontend and a backend of the same name) is one proxy with a
+FRONTEND row, its servers and a BACKEND row; ``iid`` numbers them from 1 in
+declaration order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NO_CHECK = "no check"
+"""Status of a server without health checks (and, until checks run, of every server)."""
+
+_DOWN_STATES = frozenset({"DOWN", "MAINT"})
+
+
+@dataclass(slots=True, eq=False)
+class ServerStats:
+    """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it."""
+
+    name: str
+    sid: int
+    weight: int
+    backup: bool
+    status: str = NO_CHECK
+    requests: int = 0
+
+    @property
+    def is_up(self) -> bool:
+        # HAProxy's status text starts with the state: "UP 1/3", "DOWN 0/2", "no check".
+        return self.status.split(" ", 1)[0] not in _DOWN_STATES
+
+
+@dataclass(slots=True, eq=False)
+class BackendStats:
+    """Counters of one backend: ``requests`` counts requests routed to it, served or not."""
+
+    name: str
+    servers: list[ServerStats]
+    requests: int = 0
+
+    def server(self, name: str) -> ServerStats:
+        for srv in self.servers:
+            if srv.name == name:
+                return srv
+        raise KeyError(f"backend {self.name!r} has no server {name!r}")
+
+    @property
+    def active_up(self) -> int:
+        return sum(1 for s in self.servers if not s.backup and s.is_up)
+
+    @property
+    def backup_up(self) -> int:
+        return sum(1 for s in self.servers if s.backup and s.is_up)
+
+    @property
+    def weight(self) -> int:
+        # HAProxy shows the total weight of the servers taking traffic: the active
+        # ones, or the backups when no active server is up.
+        backup = self.active_up == 0
+        return sum(s.weight for s in self.servers if s.backup == backup and s.is_up)
+
+    @property
+    def status(self) -> str:
+        return "UP" if self.active_up or self.backup_up else "DOWN"
+
+    @property
+    def lbtot(self) -> int:
+        return sum(s.requests for s in self.servers)
+
+
+@dataclass(slots=True, eq=False)
+class FrontendStats:
+    """Counters of one frontend.
+
+    ``connections``: accepted connections (HAProxy's stot and conn_tot: one session
+    per HTTP/1 connection). ``requests``: every request, stats and bad ones
+    included (req_tot). ``intercepted``: requests answered by pyxlb itself (stats).
+    ``bad_requests``: requests that failed to parse (ereq).
+    """
+
+    name: str
+    connections: int = 0
+    requests: int = 0
+    intercepted: int = 0
+    bad_requests: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class ProxyStats:
+    """One proxy (section name) as the stats page shows it."""
+
+    name: str
+    iid: int
+    mode: str
+    frontend: FrontendStats | None = None
+    backend: BackendStats | None = None
+
+
+def _by_position(sections: list[Any]) -> list[Any]:
+    """Sections that know where they were declared, in declaration order.
+
+    Files rank in the order their first section appears (the config model keeps
+    sections in load order), lines within a file.
+    """
+    placed = [s for s in sections if getattr(s, "where", None) is not None]
+    files: dict[str, int] = {}
+    for s in placed:
+        files.setdefault(s.where.file, len(files))
+    return sorted(placed, key=lambda s: (files[s.where.file], s.where.line))
+
+
+@dataclass(slots=True, eq=False)
+class StatsRegistry:
+    """All counters of one process, proxies in declaration order."""
+
+    proxies: list[ProxyStats] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        frontends: Iterable[Any] | Mapping[str, Any],
+        backends: Iterable[Any] | Mapping[str, Any],
+        order: Iterable[str] | None = None,
+    ) -> StatsRegistry:
+        """Slots for the config model's frontends and backends.
+
+        Proxies come in the order the config declares them, as HAProxy shows them:
+        ``order`` lists section names in that order; without it, the sections'
+        ``where`` (file, line) decides, and sections without one follow, frontends
+        first.
+        """
+        fe_list = list(frontends.values() if isinstance(frontends, Mapping) else frontends)
+        be_list = list(backends.values() if isinstance(backends, Mapping) else backends)
+        sections = [*fe_list, *be_list]
+        if order is None:
+            order = [s.name for s in _by_position(sections)]
+        names: list[str] = []
+        for name in [*order, *(s.name for s in sections)]:
+            if name not in names:
+                names.append(name)
+        by_name: dict[str, ProxyStats] = {}
+        registry = cls()
+        for iid, name in enumerate(names, start=1):
+            proxy = ProxyStats(name=name, iid=iid, mode="http")
+            by_name[name] = proxy
+            registry.proxies.append(proxy)
+        for fe in fe_list:
+            proxy = by_name[fe.name]
+            proxy.mode = getattr(fe, "mode", None) or proxy.mode
+            proxy.frontend = FrontendStats(fe.name)
+        for be in be_list:
+            proxy = by_name[be.name]
+            proxy.mode = getattr(be, "mode", None) or proxy.mode
+            servers = [
+                ServerStats(s.name, sid, s.weight, bool(s.backup))
+                for sid, s in enumerate(be.servers, start=1)
+            ]
+            proxy.backend = BackendStats(be.name, servers)
+        # A name used only in ``order`` is not a proxy.
+        registry.proxies = [p for p in registry.proxies if p.frontend or p.backend]
+        for iid, proxy in enumerate(registry.proxies, start=1):
+            proxy.iid = iid
+        return registry
+
+    def proxy(self, name: str) -> ProxyStats:
+        for proxy in self.proxies:
+            if proxy.name == name:
+                return proxy
+        raise KeyError(f"no proxy named {name!r}")
+
+    def frontend(self, name: str) -> FrontendStats:
+        fe = self.proxy(name).frontend
+        if fe is None:
+            raise KeyError(f"proxy {name!r} has no frontend")
+        return fe
+
+    def backend(self, name: str) -> BackendStats:
+        be = self.proxy(name).backend
+        if be is None:
+            raise KeyError(f"proxy {name!r} has no backend")
+        return be

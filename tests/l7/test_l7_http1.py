@@ -1,0 +1,57 @@
+"""Heads and framing as the proxy writes them."""
+
+from __future__ import annotations
+
+from pyxlb.l7.http1 import (
+    chunk,
+    connection_line,
+    is_chunked,
+    last_chunk,
+    request_head,
+    response_head,
+    version_bytes,
+)
+
+
+def test_request_head_puts_proxy_lines_last() -> None:
+    head = request_head(
+        b"GET", b"/a?b=1", b"1.1",
+        [b"host: x\r\n", b"user-agent: t\r\n"],
+        b"x-forwarded-for: 127.0.0.1\r\n",
+    )
+    assert head == (
+        b"GET /a?b=1 HTTP/1.1\r\nhost: x\r\nuser-agent: t\r\n"
+        b"x-forwarded-for: 127.0.0.1\r\n\r\n"
+    )
+
+
+def test_response_head_keeps_reason_and_version() -> None:
+    head = response_head(b"1.0", 404, b"Not Found", [b"content-length: 0\r\n"], b"")
+    assert head == b"HTTP/1.0 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+
+
+def test_connection_header_loses_hop_tokens_like_haproxy() -> None:
+    # Observed: "Connection: keep-alive, X-Hop" reaches the server as "connection: X-Hop".
+    assert connection_line(b"keep-alive, X-Hop") == b"connection: X-Hop\r\n"
+    assert connection_line(b"Close") is None
+    assert connection_line(b"Upgrade, keep-alive") is None
+    assert connection_line(b"a ,, b") == b"connection: a, b\r\n"
+
+
+def test_is_chunked_looks_at_the_last_coding() -> None:
+    assert is_chunked(b"chunked")
+    assert is_chunked(b"gzip, Chunked ")
+    assert not is_chunked(b"chunked, gzip")
+    assert not is_chunked(b"gzip")
+
+
+def test_chunks() -> None:
+    assert chunk(b"hello world!") == b"c\r\nhello world!\r\n"
+    assert last_chunk([]) == b"0\r\n\r\n"
+    assert last_chunk([b"x-t: 1\r\n"]) == b"0\r\nx-t: 1\r\n\r\n"
+
+
+def test_versions() -> None:
+    assert version_bytes("1.1") == b"1.1"
+    assert version_bytes("1.0") == b"1.0"
+    assert version_bytes("0.9") == b"0.9"
