@@ -195,6 +195,63 @@ def maps_show(name: str, instance: str | None, as_json: bool, addr: str | None) 
     click.echo(format_entries(entries, as_json))
 
 
+@maps.command("dump")
+@_instance_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def maps_dump(instance: str | None, as_json: bool) -> None:
+    """Every map's decoded entries."""
+    import json
+
+    from pyxlb.datapath.instance import InstanceError, select_instance
+    from pyxlb.maps_view import format_entries, map_entries
+
+    try:
+        target = select_instance(instance)
+        dump = {name: map_entries(target, name) for name in sorted(target.layouts())}
+    except InstanceError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(dump, indent=1))
+        return
+    for name, entries in dump.items():
+        click.secho(f"== {name} ({len(entries)} entries)", bold=True)
+        click.echo(format_entries(entries, as_json=False))
+
+
+@maps.command("watch")
+@click.argument("name")
+@_instance_option
+@click.option("--addr", help="Only the entry for this source address.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between reads.")
+@click.option("--count", default=0, help="Stop after this many reads (0: until Ctrl-C).")
+def maps_watch(name: str, instance: str | None, addr: str | None, interval: float,
+               count: int) -> None:
+    """Re-read map NAME every interval, with per-second rates of growing counters.
+
+    \b
+    Example:  pyxlb maps watch src_stats --addr 10.111.0.10
+    """
+    import time
+
+    from pyxlb.datapath.instance import InstanceError, select_instance
+    from pyxlb.maps_view import format_entries, map_entries, with_rates
+
+    try:
+        target = select_instance(instance)
+        previous, last = map_entries(target, name, addr), time.monotonic()
+        reads = 0
+        while count == 0 or reads < count:
+            time.sleep(interval)
+            current, now = map_entries(target, name, addr), time.monotonic()
+            click.echo(time.strftime("-- %H:%M:%S"))
+            click.echo(format_entries(with_rates(previous, current, now - last), False))
+            previous, last, reads = current, now, reads + 1
+    except InstanceError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
 def _cidr_map(list_name: str, instance: str | None):
     from pyxlb.datapath.cidr_lists import MAP_NAMES
     from pyxlb.datapath.instance import InstanceError, select_instance

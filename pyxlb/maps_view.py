@@ -70,3 +70,23 @@ def format_entries(entries: list[dict], as_json: bool) -> str:
     if not entries:
         return "(no entries)"
     return "\n".join(f"{_flat(e['key'])}  {_flat(e['value'])}" for e in entries)
+
+
+def _entry_id(entry: dict) -> str:
+    return json.dumps(entry["key"], sort_keys=True)
+
+
+def with_rates(previous: list[dict], current: list[dict], seconds: float) -> list[dict]:
+    """Current entries with a per-second rate beside every counter that grew
+    since `previous` (matched by key); for `pyxlb maps watch`."""
+    before = {_entry_id(e): e["value"] for e in previous}
+    out = []
+    for entry in current:
+        old = before.get(_entry_id(entry), {})
+        value = dict(entry["value"])
+        for name, now in entry["value"].items():
+            last = old.get(name)
+            if isinstance(now, int) and isinstance(last, int) and now > last and seconds > 0:
+                value[f"{name}/s"] = round((now - last) / seconds, 1)
+        out.append({"key": entry["key"], "value": value})
+    return out
