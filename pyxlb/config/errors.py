@@ -28,6 +28,8 @@ class ConfigError(Exception):
         super().__init__(message)
         self.message = message
         self.where = where
+        # Warnings found in the same configuration, for whoever reports the error.
+        self.warnings: list[ConfigError] = []
 
     def __str__(self) -> str:
         where = self.where
@@ -39,6 +41,16 @@ class ConfigError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """Errors are values: equal when they say the same thing about the same place."""
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, ConfigError)
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 class ConfigErrors(ConfigError):

@@ -41,6 +41,7 @@ class Kind(Enum):
     FRONTEND = "frontend"
     BACKEND = "backend"
     LISTEN = "listen"
+    USERLIST = "userlist"
 
     @property
     def caps(self) -> Cap:

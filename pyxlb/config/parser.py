@@ -4,26 +4,31 @@ checks that need the whole configuration (names that must exist, warnings).
 Lines go through the lexer, then to the keyword registry of the section they are in.
 A section starts with its keyword (`SECTIONS`); HAProxy sections pyxlb does not read
 yet are reported once and their lines skipped. Every error is collected, so one run
-reports them all; only ConfigError leaves this module.
+reports them all; only ConfigError leaves this module. Once everything is read, names
+are resolved (resolve.py) and each proxy is given its tier (tiers.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyxlb.config.acl import PatternReader, read_pattern_file
 from pyxlb.config.errors import ConfigError, ConfigErrors, Where
 from pyxlb.config.global_section import GLOBAL, GlobalDraft
 from pyxlb.config.keywords import UNSUPPORTED, Cap, Kind, Registry, UnknownKeyword, did_you_mean
 from pyxlb.config.lexer import Line, lex_line
-from pyxlb.config.model import Backend, Config, Frontend
+from pyxlb.config.model import Backend, Config, Frontend, Userlist
 from pyxlb.config.proxy_section import PROXY, ProxyDraft, build_defaults, build_proxy
+from pyxlb.config.resolve import Resolver
+from pyxlb.config.tiers import assign_tiers
+from pyxlb.config.userlist import USERLIST, UserlistDraft, build_userlist
 from pyxlb.config.values import BadValue, parse_name
 
 # HAProxy sections that pyxlb does not read yet.
-UNSUPPORTED_SECTIONS = ("userlist", "peers", "resolvers", "mailers", "program", "http-errors",
+UNSUPPORTED_SECTIONS = ("peers", "resolvers", "mailers", "program", "http-errors",
                         "ring", "cache", "fcgi-app", "log-forward", "dynamic-update")
 
 
@@ -39,8 +44,9 @@ class _Section:
 class _Parser:
     """Parsing state across files: HAProxy carries the last defaults from file to file."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], reader: PatternReader) -> None:
         self.env = env
+        self.reader = reader
         self.errors: list[ConfigError] = []
         self.warnings: list[ConfigError] = []
         self.files: list[str] = []
@@ -50,6 +56,9 @@ class _Parser:
         # Registered proxies by name: for duplicate names and default_backend checks.
         self.frontends: dict[str, ProxyDraft] = {}
         self.backends: dict[str, ProxyDraft] = {}
+        self.userlists: dict[str, UserlistDraft] = {}
+        # Which kinds of proxy inherit from each defaults section that has rules.
+        self.rule_heirs: dict[int, Kind] = {}
         self.section: _Section | None = None
 
     def feed(self, text: str, file: str) -> None:
@@ -110,25 +119,37 @@ class _Parser:
                               _word_where(line, 1))
 
     def open_defaults(self, line: Line) -> None:
-        name = line.words[1].text if len(line.words) > 1 else None
-        draft = ProxyDraft(Kind.DEFAULTS, name, line.where)
+        words = line.texts
+        # `defaults [NAME] [from OTHER]`, and `defaults from OTHER` without a name.
+        name = words[1] if len(words) > 1 and not (words[1] == "from" and len(words) == 3) \
+            else None
+        draft = ProxyDraft(Kind.DEFAULTS, name, line.where, self.reader)
         self.section = _Section(Kind.DEFAULTS, name or "", draft.label, PROXY, draft)
         self.defaults.append(draft)
         if name is not None:
             _check_header_name(line, "defaults")
-        _check_header_rest(line, 2)
+        parent = self.parent_of(line, 2 if name is not None else 1, draft)
+        if parent is not None:
+            if parent.has_rules:
+                raise ConfigError(f"{draft.label} cannot inherit from {parent.label}, which "
+                                  f"has rules (at {parent.where})", line.where)
+            draft.inherit(parent)
 
     def open_proxy(self, line: Line) -> None:
         kind = Kind(line.words[0].text)
         name = line.words[1].text if len(line.words) > 1 else ""
-        draft = ProxyDraft(kind, name, line.where)
-        if self.defaults:
-            draft.inherit(self.defaults[-1])
+        draft = ProxyDraft(kind, name, line.where, self.reader)
         self.section = _Section(kind, name, draft.label, PROXY, draft)
+        parent = self.defaults[-1] if len(line.words) <= 2 and self.defaults else None
+        if parent is not None:
+            draft.inherit(parent)
         if len(line.words) < 2:
             raise ConfigError(f"'{kind.value}' expects <name>", line.where)
         _check_header_name(line, kind.value)
-        _check_header_rest(line, 2)
+        if parent is None:
+            parent = self.parent_of(line, 2, draft)
+            if parent is not None:
+                draft.inherit(parent)
         other = (kind.caps & Cap.FE and self.frontends.get(name)) or \
             (kind.caps & Cap.BE and self.backends.get(name))
         if other:
@@ -139,11 +160,73 @@ class _Parser:
             self.frontends[name] = draft
         if kind.caps & Cap.BE:
             self.backends[name] = draft
+        if parent is not None:
+            self.check_rule_heir(line, draft, parent)
+
+    def parent_of(self, line: Line, index: int, draft: ProxyDraft) -> ProxyDraft | None:
+        """The defaults section named by `from NAME` at words[index], if written."""
+        words = line.words
+        if len(words) <= index:
+            return None
+        if words[index].text != "from" or len(words) != index + 2:
+            raise ConfigError(f"unexpected argument '{words[index].text}' after the "
+                              f"{words[0].text} name (expected 'from <defaults name>')",
+                              _word_where(line, index))
+        wanted = words[index + 1].text
+        found = [d for d in self.defaults if d.name == wanted and d is not draft]
+        if not found:
+            named = [d.name for d in self.defaults if d.name]
+            raise ConfigError(f"no defaults section is named '{wanted}' (for {draft.label})"
+                              f"{did_you_mean(wanted, named)}", _word_where(line, index + 1))
+        if len(found) > 1:
+            raise ConfigError(f"'from {wanted}' is ambiguous: several defaults sections have "
+                              f"that name (at {found[0].where} and {found[1].where})",
+                              _word_where(line, index + 1))
+        return found[0]
+
+    def check_rule_heir(self, line: Line, draft: ProxyDraft, parent: ProxyDraft) -> None:
+        """HAProxy's limits on inheriting from a defaults section that has rules."""
+        if not parent.has_rules:
+            return
+        if draft.kind is Kind.LISTEN:
+            raise ConfigError(f"{draft.label} cannot inherit from {parent.label}, which has "
+                              f"rules (at {parent.where}); only frontends or only backends can",
+                              line.where)
+        first = self.rule_heirs.setdefault(id(parent), draft.kind)
+        if first is not draft.kind:
+            raise ConfigError(f"frontends and backends cannot inherit from the same defaults "
+                              f"section if it has rules ({parent.label} at {parent.where})",
+                              line.where)
+        if draft.kind is Kind.BACKEND and parent.tcp_request:
+            raise ConfigError(f"{draft.label} cannot inherit from {parent.label}, which has "
+                              f"'tcp-request connection' rules (at {parent.where})", line.where)
+
+    def open_userlist(self, line: Line) -> None:
+        name = line.words[1].text if len(line.words) > 1 else ""
+        draft = UserlistDraft(name, line.where)
+        self.section = _Section(Kind.USERLIST, name, draft.label, USERLIST, draft)
+        if len(line.words) < 2:
+            raise ConfigError("'userlist' expects <name>", line.where)
+        _check_header_name(line, "userlist")
+        if len(line.words) > 2:
+            raise ConfigError(f"unexpected argument '{line.words[2].text}' after the userlist "
+                              "name", _word_where(line, 2))
+        if name in self.userlists:
+            self.section = _Section(Kind.USERLIST, name, draft.label, None, None)
+            self.warnings.append(ConfigError(f"ignoring duplicated userlist '{name}' (the first "
+                                             f"is at {self.userlists[name].where})",
+                                             line.where))
+            return
+        self.userlists[name] = draft
 
     # The whole configuration
 
-    def result(self) -> Config:
+    def result(self, check_files: bool = False) -> Config:
+        """The Config; with `check_files`, certificates must be readable, as HAProxy
+        loads them while it reads the configuration."""
         global_ = self.global_.build()
+        userlists: dict[str, Userlist] = {name: build_userlist(draft, self.errors)
+                                          for name, draft in self.userlists.items()}
         defaults = [build_defaults(d, global_.logs) for d in self.defaults]
         frontends: dict[str, Frontend] = {}
         backends: dict[str, Backend] = {}
@@ -153,34 +236,43 @@ class _Parser:
                 frontends[frontend.name] = frontend
             if backend is not None:
                 backends[backend.name] = backend
-        for name, draft in self.frontends.items():
-            target = frontends[name].default_backend
-            if target is not None:
-                self.check_default_backend(draft, target, backends)
+        resolver = Resolver(self.proxies, self.frontends, backends, userlists)
+        for draft in self.defaults:
+            resolver.check(draft)
+        for draft in self.proxies:
+            front = frontends.get(draft.name or "") if draft.kind.caps & Cap.FE else None
+            resolver.check(draft, front.default_backend if front else None)
+        self.errors += resolver.errors
+        if check_files:
+            self.errors += _unreadable_certificates(frontends.values())
         if len(self.errors) == 1:
-            raise self.errors[0]
+            raise self.attach(self.errors[0])
         if self.errors:
-            raise ConfigErrors(self.errors)
+            raise self.attach(ConfigErrors(self.errors))
+        frontends, backends = assign_tiers(frontends, backends)
         return Config(global_=global_, defaults=defaults, frontends=frontends,
-                      backends=backends, userlists={}, files=list(self.files),
+                      backends=backends, userlists=userlists, files=list(self.files),
                       warnings=list(self.warnings))
 
-    def check_default_backend(self, draft: ProxyDraft, target: str,
-                              backends: Mapping[str, Backend]) -> None:
-        where = draft.origins.get("default_backend", draft.where)
-        backend = backends.get(target)
-        if backend is not None:
-            # HAProxy upgrades a tcp frontend's streams to an http backend, not the reverse.
-            if draft.mode == "http" and backend.mode == "tcp":
-                self.errors.append(ConfigError(
-                    f"http {draft.label} cannot use tcp backend '{target}' (at {backend.where}) "
-                    "as its default_backend: give both the same 'mode'", where))
-            return
-        if target in self.frontends:
-            reason = f"'{target}' is a frontend, not a backend"
-        else:
-            reason = f"no backend is named '{target}'{did_you_mean(target, backends)}"
-        self.errors.append(ConfigError(f"default_backend of {draft.label}: {reason}", where))
+    def attach(self, err: ConfigError) -> ConfigError:
+        """The error, carrying the warnings found too (`pyxlb check` shows both)."""
+        err.warnings = list(self.warnings)
+        return err
+
+
+def _unreadable_certificates(frontends: Iterable[Frontend]) -> list[ConfigError]:
+    errors = []
+    for front in frontends:
+        for bind in front.binds:
+            if bind.crt is None:
+                continue
+            try:
+                with open(bind.crt, "rb"):
+                    pass
+            except OSError as err:
+                errors.append(ConfigError(f"cannot read certificate '{bind.crt}': "
+                                          f"{err.strerror or err}", bind.where))
+    return errors
 
 
 def _word_where(line: Line, index: int) -> Where:
@@ -194,19 +286,8 @@ def _check_header_name(line: Line, kind: str) -> None:
         raise ConfigError(f"'{kind}' name: {err}", _word_where(line, 1)) from None
 
 
-def _check_header_rest(line: Line, index: int) -> None:
-    if len(line.words) <= index:
-        return
-    word = line.words[index].text
-    if word == "from":
-        raise ConfigError(f"'{line.words[0].text} ... from' {UNSUPPORTED}",
-                          _word_where(line, index))
-    raise ConfigError(f"unexpected argument '{word}' after the {line.words[0].text} name",
-                      _word_where(line, index))
-
-
 # The registries of every section family, to tell a misplaced keyword from a wrong one.
-REGISTRIES: tuple[Registry[Any], ...] = (GLOBAL, PROXY)
+REGISTRIES: tuple[Registry[Any], ...] = (GLOBAL, PROXY, USERLIST)
 
 SECTIONS: dict[str, Callable[[_Parser, Line], None]] = {
     "global": _Parser.open_global,
@@ -214,14 +295,16 @@ SECTIONS: dict[str, Callable[[_Parser, Line], None]] = {
     "frontend": _Parser.open_proxy,
     "backend": _Parser.open_proxy,
     "listen": _Parser.open_proxy,
+    "userlist": _Parser.open_userlist,
 }
 
 
-def parse_text(text: str, filename: str = "<string>",
-               env: Mapping[str, str] | None = None) -> Config:
+def parse_text(text: str, filename: str = "<string>", env: Mapping[str, str] | None = None,
+               reader: PatternReader = read_pattern_file) -> Config:
     """Parse configuration text. `env` (default: the process environment) is what
-    `"$NAME"` expands to. Raises ConfigError, or ConfigErrors when there are several."""
-    parser = _Parser(os.environ if env is None else env)
+    `"$NAME"` expands to; `reader` reads the pattern files of `acl ... -f FILE`.
+    Raises ConfigError, or ConfigErrors when there are several."""
+    parser = _Parser(os.environ if env is None else env, reader)
     parser.feed(text, filename)
     return parser.result()
 
@@ -229,7 +312,7 @@ def parse_text(text: str, filename: str = "<string>",
 def load_config(paths: Sequence[str] | str, env: Mapping[str, str] | None = None) -> Config:
     """Read configuration files in order, as `haproxy -f A -f B` does; a directory stands
     for its *.cfg files in lexical order. Raises ConfigError or ConfigErrors."""
-    parser = _Parser(os.environ if env is None else env)
+    parser = _Parser(os.environ if env is None else env, read_pattern_file)
     if isinstance(paths, str):
         paths = [paths]
     if not paths:
@@ -241,7 +324,7 @@ def load_config(paths: Sequence[str] | str, env: Mapping[str, str] | None = None
             parser.errors.append(err)
             continue
         parser.feed(text, path)
-    return parser.result()
+    return parser.result(check_files=True)
 
 
 def _expand(paths: Sequence[str], errors: list[ConfigError]) -> Iterator[str]:

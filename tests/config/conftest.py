@@ -6,8 +6,9 @@ import textwrap
 from collections.abc import Callable, Mapping
 
 import pytest
+from config_files import messages
 
-from pyxlb.config import Config, ConfigError, ConfigErrors, parse_text
+from pyxlb.config import Config, ConfigError, parse_text
 
 
 def parse(text: str, env: Mapping[str, str] | None = None) -> Config:
@@ -18,8 +19,7 @@ def error_lines(text: str, env: Mapping[str, str] | None = None) -> list[str]:
     """Every error the text has, as the user reads them; fails if it parses."""
     with pytest.raises(ConfigError) as info:
         parse(text, env)
-    err = info.value
-    return [str(e) for e in err.errors] if isinstance(err, ConfigErrors) else [str(err)]
+    return messages(info.value)
 
 
 @pytest.fixture(name="parse")

@@ -190,6 +190,7 @@ def test_http_only_options_leave_a_tcp_proxy_with_warnings(parse: Parse) -> None
         "t.cfg:4:5: 'option http-server-close' ignored for frontend 'f' as it requires "
         "'mode http'",
         "t.cfg:10:5: 'stats uri' ignored for frontend 'f' as it requires 'mode http'",
+        "t.cfg:8:1: log format ignored for frontend 'f' since it has no log address",
         "t.cfg:3:5: 'option forwardfor' ignored for backend 'b' as it requires 'mode http'",
         "t.cfg:4:5: 'option http-server-close' ignored for backend 'b' as it requires "
         "'mode http'",
@@ -271,6 +272,7 @@ def test_bind_forms(parse: Parse) -> None:
 def test_server_forms(parse: Parse) -> None:
     back = parse("""\
         backend b
+            mode http
             server a 10.0.0.1
             server b [2001:db8::2]:8080 backup weight 0 maxconn 50 inter 1m rise 5 fall 1
             server c web.internal:443 check cookie c1
@@ -304,3 +306,111 @@ def test_stats_socket_defaults(parse: Parse) -> None:
     socket = parse("global\n  stats socket /run/pyxlb.sock\n").global_.stats_socket
     assert socket is not None
     assert (socket.path, socket.mode, socket.level) == ("/run/pyxlb.sock", None, "operator")
+
+
+def test_stats_keywords(parse: Parse) -> None:
+    front = parse("""\
+        defaults
+            mode http
+            stats realm Shared
+        listen stats
+            bind :8404
+            stats uri /admin?stats
+            stats auth admin:secret
+            stats auth ops:
+            stats refresh 5s
+            stats hide-version
+            stats admin if { src 127.0.0.1 }
+        frontend plain
+            bind :80
+    """).frontends
+    stats = front["stats"].stats
+    assert stats is not None
+    assert (stats.uri, stats.realm, stats.refresh_ms, stats.hide_version) == \
+        ("/admin?stats", "Shared", 5000, True)
+    assert [(u.user, u.password) for u in stats.auth] == [("admin", "secret"), ("ops", "")]
+    [admin] = stats.admin
+    assert admin.alternatives[0][0].acl.matches[0].fetch.name == "src"
+    assert front["stats"].stats_uri == "/admin?stats"
+    # Any stats keyword in defaults enables the page in every frontend after it.
+    assert front["plain"].stats is not None
+    assert (front["plain"].stats.uri, front["plain"].stats.realm) == ("/haproxy?stats", "Shared")
+
+
+def test_stats_in_defaults_do_not_leak_between_proxies(parse: Parse) -> None:
+    front = parse("""\
+        defaults
+            mode http
+            stats auth a:b
+        frontend one
+            bind :80
+            stats auth c:d
+        frontend two
+            bind :81
+    """).frontends
+    assert [u.user for u in front["one"].stats.auth] == ["a", "c"]  # type: ignore[union-attr]
+    assert [u.user for u in front["two"].stats.auth] == ["a"]  # type: ignore[union-attr]
+
+
+def test_named_defaults(parse: Parse) -> None:
+    config = parse("""\
+        defaults base
+            timeout connect 5s
+            timeout server 5s
+        defaults web from base
+            mode http
+            option forwardfor
+        defaults
+            mode tcp
+        backend implicit
+        backend explicit from web
+        backend explicit_base from base
+    """)
+    backends = config.backends
+    assert (backends["implicit"].mode, backends["implicit"].timeouts.connect) == ("tcp", None)
+    assert (backends["explicit"].mode, backends["explicit"].options,
+            backends["explicit"].timeouts.connect) == ("http", {"forwardfor"}, 5000)
+    assert (backends["explicit_base"].mode, backends["explicit_base"].timeouts.server) == \
+        ("tcp", 5000)
+    assert [d.name for d in config.defaults] == ["base", "web", None]
+
+
+def test_defaults_from_without_a_name(parse: Parse) -> None:
+    config = parse("""\
+        defaults base
+            mode http
+        defaults from base
+            timeout server 1s
+        backend b
+    """)
+    assert (config.backends["b"].mode, config.backends["b"].timeouts.server) == ("http", 1000)
+    assert [d.name for d in config.defaults] == ["base", None]
+
+
+def test_a_defaults_section_may_not_inherit_rules(error_lines: Callable[..., list[str]]) -> None:
+    assert error_lines("""\
+        defaults rules
+            mode http
+            http-request deny if { src 10.0.0.1 }
+        defaults more from rules
+    """) == ["t.cfg:4:1: defaults 'more' cannot inherit from defaults 'rules', which has rules "
+             "(at t.cfg:1)"]
+
+
+def test_backends_may_not_inherit_connection_rules(error_lines: Callable[..., list[str]]) -> None:
+    assert error_lines("""\
+        defaults rules
+            tcp-request connection reject if { src 10.0.0.1 }
+        backend b from rules
+    """) == ["t.cfg:3:1: backend 'b' cannot inherit from defaults 'rules', which has "
+             "'tcp-request connection' rules (at t.cfg:1)"]
+
+
+def test_an_ambiguous_defaults_name(error_lines: Callable[..., list[str]]) -> None:
+    assert error_lines("""\
+        defaults web
+        defaults web
+        frontend f from web
+            bind :80
+    """) == ["t.cfg:3:17: 'from web' is ambiguous: several defaults sections have that name "
+             "(at t.cfg:1 and t.cfg:2)"]
