@@ -36,11 +36,6 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     servers = []
     try:
         for frontend in config.frontends.values():
-            if frontend.mode != "http":
-                print(f"pyxlb: {frontend.where}: frontend {frontend.name}: mode "
-                      f"{frontend.mode} is not served yet (the kernel layer-4 tier "
-                      "comes with the datapath issue); skipped", file=sys.stderr)
-                continue
             try:
                 servers += await start_frontend(frontend, upstreams, stats)
             except OSError as exc:
@@ -58,9 +53,24 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         await close_servers(servers)
 
 
+def refuse_unserved(config: Config) -> None:
+    """Stops the start on what pyxlb cannot enforce yet; warns about the rest."""
+    from pyxlb.unserved import unserved
+
+    found = unserved(config)
+    for item in found:
+        if not item.fatal:
+            print(f"pyxlb: [WARNING] {item}", file=sys.stderr)
+    fatal = [str(item) for item in found if item.fatal]
+    if fatal:
+        raise StartError("this configuration needs what pyxlb does not serve yet:\n  "
+                         + "\n  ".join(fatal))
+
+
 def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
            config_paths: Sequence[str]) -> None:
     """Blocks until stopped. Call after entering `netns` (if any)."""
+    refuse_unserved(config)
     instance = Instance(iface, netns)
     if pid := instance.daemon_pid():
         raise StartError(f"instance {instance.name} is already served by pid {pid}"

@@ -1,0 +1,57 @@
+"""`pyxlb up` refuses what it cannot enforce yet and warns about the rest."""
+
+from __future__ import annotations
+
+from pyxlb.config import parse_text
+from pyxlb.unserved import unserved
+
+HEAD = """
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+"""
+
+
+def findings(body: str) -> list[tuple[int, str, bool]]:
+    config = parse_text(HEAD + body, "t.cfg", env={})
+    return [(item.where.line, item.what, item.fatal) for item in unserved(config)]
+
+
+def test_the_tutorial_basics_start_with_warnings_only():
+    found = findings("""
+frontend fe
+    bind *:80
+    default_backend be
+backend be
+    server a 10.0.0.1:80 check
+    server b 10.0.0.2:80
+""")
+    assert found == [(12, "server be/a: health checks do not run yet; the server is taken "
+                      "as up", False)]
+
+
+def test_rules_and_routing_stop_the_start_at_their_lines():
+    found = findings("""
+frontend fe
+    bind *:80
+    acl api path_beg /api
+    http-request deny if api
+    use_backend be if api
+    default_backend be
+backend be
+    server a 10.0.0.1:80
+""")
+    assert [(line, fatal) for line, _, fatal in found] == [(11, True), (12, True)]
+    assert "'http-request' rules are not enforced yet" in found[0][1]
+
+
+def test_a_tcp_service_is_refused():
+    found = findings("""
+listen db
+    mode tcp
+    bind *:3306
+    server db1 10.0.0.1:3306
+""")
+    assert found[0][2] and "mode tcp services are not served yet" in found[0][1]
