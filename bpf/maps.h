@@ -10,6 +10,12 @@
 #define PYXLB_SRC_STATS_MAX 65536
 #endif
 
+/* The stick-table's `size`; the control plane passes the config's with -D,
+ * since a map's size is fixed when it is created. */
+#ifndef PYXLB_SRC_TRACK_MAX
+#define PYXLB_SRC_TRACK_MAX 65536
+#endif
+
 #ifndef PYXLB_CIDR_LIST_MAX
 #define PYXLB_CIDR_LIST_MAX 65536
 #endif
@@ -25,6 +31,11 @@
 PYXLB_MAP("lru_percpu_hash", struct src_key, struct src_stats, src_stats,
           PYXLB_SRC_STATS_MAX, 0);
 PYXLB_MAP("percpu_array", __u32, struct dp_counters, dp_counters, 1, 0);
+/* Shared, not per CPU: XDP and the l7 workers add to the same entry. An LRU
+ * hash, so that a full table makes room by dropping the least recently used
+ * entries, as HAProxy drops its oldest. */
+PYXLB_MAP("lru_hash", struct src_key, struct src_track, src_track, PYXLB_SRC_TRACK_MAX, 0);
+PYXLB_MAP("array", __u32, struct dp_params, dp_params, 1, 0);
 /* The kernel requires LPM tries to be allocated on demand. */
 PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, block_list,
           PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);

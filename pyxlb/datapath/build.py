@@ -20,6 +20,9 @@ from pyxlb.datapath.layout import MapLayout, save_layouts
 PROGRAM_SOURCE = "pyxlb_xdp.c"
 ENTRY = "pyxlb_xdp"
 PROG_PIN = "prog_xdp"
+# User space's write path into src_track (see bpf/pyxlb_xdp.c).
+APPLY_ENTRY = "pyxlb_src_track_apply"
+APPLY_PROG_PIN = "prog_src_track_apply"
 
 
 def bpf_source_dir() -> Path:
@@ -40,11 +43,11 @@ def compile_program(pin_dir: str | None = None, defines: dict[str, str] | None =
     return BPF(src_file=str(src / PROGRAM_SOURCE).encode(), cflags=cflags)
 
 
-def load_entry(bpf: Any) -> int:
-    """Loads the XDP entry point; returns its program fd (owned by bpf)."""
+def load_entry(bpf: Any, entry: str = ENTRY) -> int:
+    """Loads an entry point as an XDP program; returns its fd (owned by bpf)."""
     from bcc import BPF
 
-    return bpf.load_func(ENTRY.encode(), BPF.XDP).fd
+    return bpf.load_func(entry.encode(), BPF.XDP).fd
 
 
 def map_layouts(bpf: Any) -> dict[str, MapLayout]:
@@ -66,15 +69,45 @@ def map_layouts(bpf: Any) -> dict[str, MapLayout]:
     return layouts
 
 
-def build_and_pin(pin_dir: Path, layout_path: Path) -> None:
+def changed_pins(bpf: Any) -> dict[str, str]:
+    """The maps BCC reused from a pin whose shape differs from what this build
+    declares (a struct grew, the stick-table's size changed): name -> how."""
+    import ctypes
+
+    from pyxlb.datapath import libbpf
+
+    changed = {}
+    for name, layout in map_layouts(bpf).items():
+        table = bpf[name.encode()]
+        kernel = libbpf.fd_info(table.map_fd)
+        declared = {"key_size": ctypes.sizeof(layout.key_type),
+                    "value_size": ctypes.sizeof(layout.value_type),
+                    "max_entries": table.max_entries}
+        diffs = [f"{field} {kernel[field]} -> {want}" for field, want in declared.items()
+                 if int(kernel[field]) != want]
+        if diffs:
+            changed[name] = ", ".join(diffs)
+    return changed
+
+
+def build_and_pin(pin_dir: Path, layout_path: Path, src_track_size: int | None = None) -> None:
     from pyxlb.datapath import libbpf
 
     pin_dir.mkdir(parents=True, exist_ok=True)
-    bpf = compile_program(str(pin_dir))
-    prog_fd = load_entry(bpf)
-    prog_pin = pin_dir / PROG_PIN
-    prog_pin.unlink(missing_ok=True)
-    libbpf.obj_pin(prog_fd, str(prog_pin))
+    defines = {"PYXLB_SRC_TRACK_MAX": str(src_track_size)} if src_track_size else None
+    bpf = compile_program(str(pin_dir), defines)
+    if changed := changed_pins(bpf):
+        # BCC reuses a pin whatever its shape; the program needs the new one.
+        for name, how in changed.items():
+            print(f"pyxlb: warning: pinned map {name} changed ({how}): recreated, "
+                  "its entries are lost", file=sys.stderr)
+            (pin_dir / name).unlink()
+        bpf.cleanup()
+        bpf = compile_program(str(pin_dir), defines)
+    for entry, pin in ((ENTRY, PROG_PIN), (APPLY_ENTRY, APPLY_PROG_PIN)):
+        prog_fd = load_entry(bpf, entry)
+        (pin_dir / pin).unlink(missing_ok=True)
+        libbpf.obj_pin(prog_fd, str(pin_dir / pin))
     save_layouts(map_layouts(bpf), layout_path)
 
 
@@ -82,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pin-dir", type=Path, required=True)
     parser.add_argument("--layout", type=Path, required=True)
+    parser.add_argument("--src-track-size", type=int, default=None,
+                        help="entries in src_track (the stick-table's size)")
     args = parser.parse_args(argv)
     # BCC prints compiler diagnostics itself; keep ours to one line.
     try:
-        build_and_pin(args.pin_dir, args.layout)
+        build_and_pin(args.pin_dir, args.layout, args.src_track_size)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text
         print(f"pyxlb: building the datapath failed: {exc}", file=sys.stderr)
         return 1

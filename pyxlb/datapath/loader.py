@@ -35,18 +35,23 @@ def ensure_bpffs() -> None:
         raise DatapathError(f"cannot mount bpffs at /sys/fs/bpf: {result.stderr.strip()}")
 
 
-def build(instance: Instance) -> None:
-    """Compiles the program in a child process and pins it with its maps."""
+def build(instance: Instance, src_track_size: int | None = None) -> None:
+    """Compiles the program in a child process and pins it with its maps;
+    src_track_size is the stick-table's size (the build's default without)."""
     ensure_bpffs()
     instance.pin_dir.mkdir(parents=True, exist_ok=True)
     instance.run_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pyxlb.datapath.build",
-         "--pin-dir", str(instance.pin_dir), "--layout", str(instance.layout_path)],
-        capture_output=True, text=True)
+    command = [sys.executable, "-m", "pyxlb.datapath.build",
+               "--pin-dir", str(instance.pin_dir), "--layout", str(instance.layout_path)]
+    if src_track_size:
+        command += ["--src-track-size", str(src_track_size)]
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         detail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise DatapathError(f"compiling bpf/ failed:\n{detail}")
+    for line in result.stderr.splitlines():
+        if line.startswith("pyxlb: warning:"):
+            print(line, file=sys.stderr)
 
 
 def interface_index(iface: str) -> int:
@@ -88,11 +93,11 @@ def attach(instance: Instance, ifindex: int, xdp_mode: str = "auto") -> str:
         os.close(prog_fd)
 
 
-def load(instance: Instance, xdp_mode: str = "auto") -> str:
+def load(instance: Instance, xdp_mode: str = "auto", src_track_size: int | None = None) -> str:
     """Builds and attaches; on failure leaves nothing attached or pinned."""
     ifindex = interface_index(instance.iface)
     try:
-        build(instance)
+        build(instance, src_track_size)
         return attach(instance, ifindex, xdp_mode)
     except BaseException:
         unload(instance)

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from pyxlb.datapath import libbpf
@@ -60,8 +60,9 @@ class BpfMap:
     def info(self) -> dict[str, str]:
         return libbpf.fd_info(self.fd)
 
-    @property
+    @cached_property
     def type_id(self) -> int:
+        # Read once: every lookup needs it and /proc fdinfo costs ~10 us.
         return int(self.info["map_type"])
 
     @property
@@ -126,6 +127,8 @@ def fold_percpu(values: list[Any]) -> Any:
     (timestamps) keep the latest."""
     total = type(values[0])()
     for name, _ in total._fields_:
+        if name.startswith("__pad"):
+            continue
         column = [getattr(v, name) for v in values]
         setattr(total, name, max(column) if name.startswith("last_") else sum(column))
     return total
@@ -138,7 +141,8 @@ def _format_address(raw: bytes) -> str:
 
 def decode(obj: Any) -> Any:
     """Plain data for a ctypes key or value: `addr` byte arrays become
-    addresses, `last_*_ns` monotonic timestamps become ages in seconds."""
+    addresses, `last_*_ns` monotonic timestamps become ages in seconds, and
+    the `__pad*` fields BCC describes for alignment are left out."""
     if isinstance(obj, int | float):
         return obj
     if isinstance(obj, ctypes._SimpleCData):
@@ -148,6 +152,8 @@ def decode(obj: Any) -> Any:
     out: dict[str, Any] = {}
     now_ns = time.monotonic_ns()
     for name, _ in obj._fields_:
+        if name.startswith("__pad"):
+            continue
         value = getattr(obj, name)
         if name == "addr":
             out[name] = _format_address(bytes(value))

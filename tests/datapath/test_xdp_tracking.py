@@ -10,8 +10,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from pyxlb.datapath import libbpf
+from pyxlb.datapath import cidr_lists, libbpf
 from pyxlb.datapath.libbpf import XDP_PASS
+from pyxlb.datapath.params import DpParams
 
 CLIENT = "10.111.0.10"
 CLIENT6 = "fd00:111::10"
@@ -136,13 +137,23 @@ def test_counters_add_up(xdp):
     xdp.run(syn()[:20])
     assert xdp.counters() == {
         "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "allowed": 0,
-        "tracked": 1, "track_full": 0,
+        "tracked": 1, "track_full": 0, "conns_tracked": 0, "conn_rate_rejected": 0,
+        "http_err_rate_rejected": 0, "gpc0_rejected": 0,
     }
 
 
 def test_every_map_decodes_to_plain_data(xdp):
+    xdp.set_params(DpParams(count_syns=True, conn_rate_period=3_000, expire_ms=60_000))
     xdp.run(syn())
+    for name in ("block_list", "allow_list"):
+        cidr_lists.add(xdp.maps[name], cidr_lists.parse_network("10.99.0.0/16"))
     for table in xdp.maps.values():
+        assert len(table) >= 1
         for key, value in table.decoded_items():
             assert isinstance(key, dict | int)
             assert isinstance(value, dict)
+            assert "__pad" not in repr(value)  # BCC's alignment fields are left out
+    [(key, entry)] = xdp.maps["src_track"].decoded_items()
+    assert key == {"addr": CLIENT}
+    assert entry["conn_cnt"] == 1
+    assert set(entry["conn_rate"]) == {"curr_tick", "curr_ctr", "prev_ctr"}
