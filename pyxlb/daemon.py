@@ -16,8 +16,10 @@ import time
 from collections.abc import Sequence
 
 from pyxlb.config import Config
-from pyxlb.datapath import loader
+from pyxlb.datapath import cidr_lists, loader, params
 from pyxlb.datapath.instance import Instance
+from pyxlb.datapath.maps import BpfMap
+from pyxlb.kernel_rules import KernelPlan, NotCompilable, compile_config
 
 
 class StartError(Exception):
@@ -67,19 +69,44 @@ def refuse_unserved(config: Config) -> None:
                          + "\n  ".join(fatal))
 
 
+def kernel_plan(config: Config) -> KernelPlan:
+    try:
+        return compile_config(config)
+    except NotCompilable as exc:
+        raise StartError(str(exc)) from exc
+
+
+def apply_kernel_plan(instance: Instance, plan: KernelPlan) -> None:
+    """Writes the compiled rules into the freshly loaded maps."""
+    layouts = instance.layouts()
+
+    def pinned(name: str) -> BpfMap:
+        return BpfMap.open_pinned(str(instance.pin_dir / name), layouts[name])
+
+    with pinned(params.MAP_NAME) as params_map:
+        params.write(params_map, plan.params)
+    for list_name, networks in (("allow", plan.allow), ("block", plan.block)):
+        with pinned(cidr_lists.MAP_NAMES[list_name]) as cidr_map:
+            for net in networks:
+                cidr_lists.add(cidr_map, net)
+
+
 def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
            config_paths: Sequence[str]) -> None:
     """Blocks until stopped. Call after entering `netns` (if any)."""
     refuse_unserved(config)
+    plan = kernel_plan(config)
     instance = Instance(iface, netns)
     if pid := instance.daemon_pid():
         raise StartError(f"instance {instance.name} is already served by pid {pid}"
                          " (stop it with `pyxlb down`)")
     try:
-        mode = loader.load(instance, xdp_mode)
+        mode = loader.load(instance, xdp_mode,
+                           src_track_size=plan.table.size if plan.table else None)
     except loader.DatapathError as exc:
         raise StartError(str(exc)) from exc
     try:
+        apply_kernel_plan(instance, plan)
         state = {
             "pid": os.getpid(), "iface": iface, "netns": netns, "xdp_mode": mode,
             "config": [os.path.abspath(p) for p in config_paths],

@@ -35,8 +35,10 @@ def unserved(config: Config) -> list[Unserved]:
             add(fe.where, f"frontend {fe.name}: mode {fe.mode} services are not served yet",
                 True)
             continue
-        for rules, kind in ((fe.http_request, "http-request"), (fe.tcp_request, "tcp-request"),
-                            (fe.redirects, "redirect"), (fe.use_backends, "use_backend")):
+        # tcp-request connection rules go to the kernel (kernel_rules.py),
+        # which refuses the shapes it cannot compile.
+        for rules, kind in ((fe.http_request, "http-request"), (fe.redirects, "redirect"),
+                            (fe.use_backends, "use_backend")):
             for rule in rules:
                 add(rule.where, f"frontend {fe.name}: '{kind}' rules are not enforced yet",
                     True)

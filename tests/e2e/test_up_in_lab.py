@@ -14,6 +14,14 @@ import pytest
 from pyxlb.lab.balancer import BalancerError, LabBalancer, lab_config
 
 REQUESTS = 10
+# 20 UDP datagrams to the balancer over 2 s (nobody listens: XDP counts them).
+TRICKLE = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(20):
+    s.sendto(b"x", ("{vip}", 9))
+    time.sleep(0.1)
+"""
 # Holds the balancer's port 80 (SO_REUSEADDR: earlier tests leave TIME_WAITs).
 SQUATTER = """
 import socket, time
@@ -188,3 +196,19 @@ def test_allow_list_overrides_the_block_list(lab, balancer):
     finally:
         balancer.cli("block", "del", f"{allowed}/31", "-i", name)
         balancer.cli("allow", "del", allowed, "-i", name)
+
+
+def test_maps_dump_and_watch_from_another_process(lab, balancer):
+    name = balancer.instance.name
+    client = lab.topo.addr("client")
+    assert curl_from(lab, client) == "200"
+    dump = json.loads(balancer.cli("maps", "dump", "--json", "-i", name).stdout)
+    assert set(dump) >= {"src_stats", "dp_counters", "block_list", "allow_list"}
+    assert client in {e["key"]["addr"] for e in dump["src_stats"]}
+
+    # Datagrams keep the client's counters growing while the watcher reads twice.
+    pinger = lab.exec("client", ["python3", "-c", TRICKLE.format(vip=lab.topo.addr("lb"))])
+    watcher = balancer.cli("maps", "watch", "src_stats", "--addr", client, "--interval",
+                           "0.5", "--count", "2", "-i", name)
+    pinger.wait(timeout=10)
+    assert f"addr={client}" in watcher.stdout and "packets/s=" in watcher.stdout
