@@ -79,8 +79,8 @@ class Server:
     """One server of a backend: where it is, its counters and its idle connections."""
 
     __slots__ = (
-        "name", "weight", "backup", "host", "port", "stats", "idle", "connect_timeout",
-        "server_timeout", "_config_host",
+        "name", "weight", "backup", "maxconn", "host", "port", "stats", "idle",
+        "connect_timeout", "server_timeout", "_config_host",
     )
 
     def __init__(
@@ -93,6 +93,7 @@ class Server:
         self.name: str = config.name
         self.weight: int = config.weight
         self.backup: bool = bool(config.backup)
+        self.maxconn: int = config.maxconn
         self._config_host: str = config.host
         self.host: str = config.host
         # None: the port the client connected to, as HAProxy does.
@@ -178,7 +179,9 @@ class Backend:
         allbackups = "allbackups" in self.options
         try:
             self.balancer: Balancer[Server] = make_balancer(
-                getattr(config, "balance", None), self.servers, allbackups
+                getattr(config, "balance", None), self.servers, allbackups,
+                getattr(config, "balance_params", None),
+                getattr(config, "hash_type", "map-based"),
             )
         except ValueError as exc:
             raise ValueError(f"backend {self.name}: {exc}") from None
