@@ -11,6 +11,12 @@ reading from the client.
 
 Processing order follows HAProxy's http_process_req_common as far as it exists
 here: stats, then default_backend.
+
+Each proxied exchange holds its server from the pick until it leaves it (response
+done, failure, or either side gone): ``acquire`` and ``release`` bracket that, for
+leastconn and maxconn. ``_start`` takes the server; ``_leave_server`` gives it back
+and is the only place that does, called from ``response_end`` and
+``_drop_upstream`` (which every failure and close goes through).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from httptools import (
     HttpRequestParser,
 )
 
+from pyxlb.l7.balance import Need, source_key
 from pyxlb.l7.http1 import (
     CONNECTION,
     CONNECTION_CLOSE,
@@ -70,6 +77,7 @@ class Frontend:
     __slots__ = (
         "name", "backend", "stats", "registry", "stats_uri", "stats_csv_uri",
         "forwardfor", "server_close", "client_timeout", "loop", "connections",
+        "need", "key_header",
     )
 
     def __init__(
@@ -83,6 +91,12 @@ class Frontend:
         self.backend: Backend | None = (
             upstreams.backend(config.default_backend) if config.default_backend else None
         )
+        # What the balancer hashes, taken from each request only when it wants it
+        # (None: nothing, a test against None being the cheapest on the hot path).
+        balancer = None if self.backend is None else self.backend.balancer
+        need = Need.NONE if balancer is None else balancer.need
+        self.need: Need | None = None if need is Need.NONE else need
+        self.key_header: bytes | None = None if balancer is None else balancer.header
         self.stats: FrontendStats = registry.frontend(config.name)
         self.registry = registry
         uri = config.stats_uri
@@ -110,6 +124,7 @@ class Exchange:
         "kind", "version", "keep_alive", "head_only", "chunked", "csv", "streams", "started",
         "pending", "pending_size", "request_done", "response_started", "response_done",
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
+        "key", "backend", "server",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -135,6 +150,10 @@ class Exchange:
         self.replay: list[bytes] | None = None
         self.replay_size = 0
         self.retried = False
+        # The balancer's key (``Frontend.need``), and the server the exchange holds.
+        self.key: bytes | None = None
+        self.backend: Backend | None = None
+        self.server: Server | None = None
 
 
 class _Closed(Exception):
@@ -158,6 +177,8 @@ class ClientConnection(asyncio.Protocol):
         self.parsing: Exchange | None = None
         self.closed = False
         self._xff = b""
+        self._source_key: bytes | None = None
+        self._header_key: bytes | None = None  # see _HeaderKeyed
         self._local_port = 0
         self._fresh = True  # nothing received yet
         self._timer: IdleTimer | None = None
@@ -189,10 +210,13 @@ class ClientConnection(asyncio.Protocol):
         sockname = transport.get_extra_info("sockname")
         if sockname:
             self._local_port = sockname[1]
-        if fe.forwardfor:
+        if fe.forwardfor or fe.need is Need.SOURCE:
             peer = transport.get_extra_info("peername")
             if peer:
-                self._xff = header_line(b"x-forwarded-for", str(peer[0]).encode("ascii"))
+                if fe.forwardfor:
+                    self._xff = header_line(b"x-forwarded-for", str(peer[0]).encode("ascii"))
+                if fe.need is Need.SOURCE:
+                    self._source_key = source_key(str(peer[0]))
         if fe.client_timeout is not None:
             self._timer = IdleTimer(self.loop, fe.client_timeout, self._on_idle)
 
@@ -326,6 +350,14 @@ class ClientConnection(asyncio.Protocol):
             ex = Exchange(PROXY, version, parser.should_keep_alive(), head_only)
             ex.chunked = self._chunked
             ex.streams = self._has_body
+            need = fe.need
+            if need is not None:
+                if need is Need.URI:
+                    ex.key = url
+                elif need is Need.SOURCE:
+                    ex.key = self._source_key
+                else:
+                    ex.key = self._header_key
             if fe.server_close:
                 extra = self._xff + CONNECTION_CLOSE
             elif version == b"1.0":
@@ -400,12 +432,17 @@ class ClientConnection(asyncio.Protocol):
             self._generated(ex, 503)
             return
         backend.stats.requests += 1
-        server = backend.balancer.pick()
+        balancer = backend.balancer
+        server = balancer.pick(ex.key)
         if server is None:
+            # No usable server, or every one at its maxconn.
             self._generated(ex, 503)
             return
+        balancer.acquire(server)
+        ex.backend = backend
+        ex.server = server
         server.stats.requests += 1
-        up = server.acquire(self.loop.time())
+        up = server.take_idle(self.loop.time())
         if up is not None:
             self._attach(ex, up)
         else:
@@ -422,7 +459,7 @@ class ClientConnection(asyncio.Protocol):
         ex.connecting = None
         if self.closed or not self.queue or self.queue[0] is not ex or ex.response_done:
             # Nobody needs it any more; a fresh connection is still worth keeping.
-            server.release(up, self.loop.time())
+            server.keep_idle(up, self.loop.time())
             return
         self._attach(ex, up)
 
@@ -452,6 +489,16 @@ class ClientConnection(asyncio.Protocol):
         if up is not None:
             ex.upstream = None
             up.close()
+        self._leave_server(ex)
+
+    @staticmethod
+    def _leave_server(ex: Exchange) -> None:
+        """The exchange is done with its server: the balancer's count drops, once."""
+        server = ex.server
+        if server is not None:
+            ex.server = None
+            assert ex.backend is not None
+            ex.backend.balancer.release(server)
 
     # -- the response (UpstreamConnection's sink interface)
 
@@ -481,9 +528,10 @@ class ClientConnection(asyncio.Protocol):
         ex.upstream = None
         conn.detach()
         if reusable and ex.request_done and not self.fe.server_close:
-            conn.server.release(conn, self.loop.time())
+            conn.server.keep_idle(conn, self.loop.time())
         else:
             conn.close()
+        self._leave_server(ex)
         ex.response_done = True
         if not ex.request_done:
             # The server answered before the request body ended; the rest of the
@@ -669,6 +717,25 @@ class ClientConnection(asyncio.Protocol):
         self._close()
 
 
+class _HeaderKeyed(ClientConnection):
+    """A client connection whose backend balances on a header (``balance hdr``):
+    it also keeps the raw value of the first such header of each request. A class
+    of its own, so that other frontends pay nothing per header for it."""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_key = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if (
+            self._header_key is None
+            and self.parsing is None
+            and name.lower() == self.fe.key_header
+        ):
+            self._header_key = value
+        super().on_header(name, value)
+
+
 async def start_frontend(
     frontend: Any,
     backends: Mapping[str, Any] | Upstreams,
@@ -686,9 +753,10 @@ async def start_frontend(
     upstreams = backends if isinstance(backends, Upstreams) else Upstreams(backends, stats)
     await upstreams.resolve(loop)
     fe = Frontend(frontend, upstreams, stats, loop)
+    connection = _HeaderKeyed if fe.need is Need.HEADER else ClientConnection
 
     def factory() -> ClientConnection:
-        return ClientConnection(fe)
+        return connection(fe)
 
     servers: list[asyncio.AbstractServer] = []
     try:

@@ -2,9 +2,15 @@
 idle keep-alive connections, one balancer per backend, and the protocol that
 reads a server's responses and hands them to the client side.
 
-Everything a request needs from a server (address tuple, stats slot, pool) is
-prepared here once, so the per-request path is a ``pick()``, a pool pop and
-writes.
+Everything a request needs from a server (address tuple, stats slot, pool, whether
+its traffic is observed) is prepared here once, so the per-request path is a
+``pick()``, a pool pop and writes.
+
+``Upstreams`` is also where the rest of pyxlb changes servers at run time: health
+checks and the runtime API call ``set_server_state``, ``set_server_status`` and
+``set_weight``. With ``observe`` on a server line, what its connections and
+responses show goes to the ``observer`` given to ``Upstreams`` (HAProxy's
+health_adjust calls, with the same HANA_STATUS_* values).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol, cast
 
 from httptools import (
@@ -24,6 +31,7 @@ from httptools import (
     HttpResponseParser,
 )
 
+from pyxlb.health.state import Analyze
 from pyxlb.l7.balance import Balancer, make_balancer
 from pyxlb.l7.http1 import (
     CONNECTION,
@@ -53,6 +61,11 @@ and a request sent on a connection the server is closing is lost."""
 POOL_MAX_IDLE = 64
 """Idle connections kept per server; more are closed."""
 
+Observer = Callable[[str, str, Analyze], None]
+"""``observer(backend_name, server_name, analyze)``: what traffic to a server with
+``observe`` showed (``HealthMonitor.observe`` has this signature)."""
+
+
 class Sink(Protocol):
     """The client side of an exchange, as an upstream connection feeds it."""
 
@@ -80,7 +93,7 @@ class Server:
 
     __slots__ = (
         "name", "weight", "backup", "maxconn", "host", "port", "stats", "idle",
-        "connect_timeout", "server_timeout", "_config_host",
+        "connect_timeout", "server_timeout", "observe", "_config_host",
     )
 
     def __init__(
@@ -89,6 +102,7 @@ class Server:
         stats: ServerStats,
         connect_timeout: float | None,
         server_timeout: float | None,
+        observe: Callable[[Analyze], None] | None = None,
     ) -> None:
         self.name: str = config.name
         self.weight: int = config.weight
@@ -103,6 +117,8 @@ class Server:
         # The backend's ``timeout connect`` and ``timeout server``, in seconds.
         self.connect_timeout = connect_timeout
         self.server_timeout = server_timeout
+        # None unless the server line says ``observe``: one test per event.
+        self.observe = observe
 
     async def resolve(self, loop: asyncio.AbstractEventLoop) -> None:
         """Turn a host name into an address once, at start (HAProxy resolves at start too)."""
@@ -119,7 +135,7 @@ class Server:
             ) from None
         self.host = infos[0][4][0]
 
-    def acquire(self, now: float) -> UpstreamConnection | None:
+    def take_idle(self, now: float) -> UpstreamConnection | None:
         """The most recently used idle connection that is still fresh, if any."""
         idle = self.idle
         while idle:
@@ -130,7 +146,8 @@ class Server:
             conn.close()
         return None
 
-    def release(self, conn: UpstreamConnection, now: float) -> None:
+    def keep_idle(self, conn: UpstreamConnection, now: float) -> None:
+        """Pool a connection whose exchange is over, for the next request."""
         # A server without a port is reached on whichever port each client used, so
         # its connections are not interchangeable.
         if len(self.idle) >= POOL_MAX_IDLE or self.port is None:
@@ -144,6 +161,10 @@ class Server:
         with contextlib.suppress(ValueError):
             self.idle.remove(conn)
 
+    def close_idle(self) -> None:
+        while self.idle:
+            self.idle.pop().close()
+
     async def connect(
         self, loop: asyncio.AbstractEventLoop, client_port: int
     ) -> UpstreamConnection:
@@ -152,11 +173,18 @@ class Server:
             return UpstreamConnection(self, loop, self.server_timeout)
 
         port = client_port if self.port is None else self.port
-        if self.connect_timeout is None:
-            _, conn = await loop.create_connection(factory, self.host, port)
-        else:
-            async with asyncio.timeout(self.connect_timeout):
+        try:
+            if self.connect_timeout is None:
                 _, conn = await loop.create_connection(factory, self.host, port)
+            else:
+                async with asyncio.timeout(self.connect_timeout):
+                    _, conn = await loop.create_connection(factory, self.host, port)
+        except (OSError, TimeoutError):
+            if self.observe is not None:
+                self.observe(Analyze.L4_ERR)
+            raise
+        if self.observe is not None:
+            self.observe(Analyze.L4_OK)
         return conn
 
 
@@ -165,7 +193,9 @@ class Backend:
 
     __slots__ = ("name", "servers", "balancer", "stats", "options")
 
-    def __init__(self, config: Any, stats: BackendStats) -> None:
+    def __init__(
+        self, config: Any, stats: BackendStats, observer: Observer | None = None
+    ) -> None:
         self.name: str = config.name
         self.stats = stats
         self.options: frozenset[str] = frozenset(getattr(config, "options", None) or ())
@@ -173,7 +203,11 @@ class Backend:
         connect_timeout = _seconds(getattr(timeouts, "connect", None))
         server_timeout = _seconds(getattr(timeouts, "server", None))
         self.servers = [
-            Server(s, stats.server(s.name), connect_timeout, server_timeout)
+            Server(
+                s, stats.server(s.name), connect_timeout, server_timeout,
+                None if observer is None or getattr(s, "observe", "none") == "none"
+                else partial(observer, self.name, s.name),
+            )
             for s in config.servers
         ]
         allbackups = "allbackups" in self.options
@@ -186,6 +220,12 @@ class Backend:
         except ValueError as exc:
             raise ValueError(f"backend {self.name}: {exc}") from None
 
+    def server(self, name: str) -> Server:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise ValueError(f"backend {self.name}: no server named {name!r}")
+
 
 def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
@@ -193,11 +233,20 @@ def _seconds(ms: int | None) -> float | None:
 
 class Upstreams:
     """Every backend's runtime state (balancer position, pools), shared by all the
-    frontends of a process so that they see one round-robin order and one pool."""
+    frontends of a process so that they see one round-robin order and one pool.
 
-    def __init__(self, backends: Mapping[str, Any], registry: StatsRegistry) -> None:
+    ``observer`` receives what traffic to servers with ``observe`` showed; calls come
+    from the event loop, in the middle of request processing, so it must not block.
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Any],
+        registry: StatsRegistry,
+        observer: Observer | None = None,
+    ) -> None:
         self._backends = {
-            name: Backend(config, registry.backend(config.name))
+            name: Backend(config, registry.backend(config.name), observer)
             for name, config in backends.items()
         }
         self._resolved = False
@@ -219,8 +268,45 @@ class Upstreams:
         """Close every pooled connection (at shutdown)."""
         for backend in self._backends.values():
             for server in backend.servers:
-                while server.idle:
-                    server.idle.pop().close()
+                server.close_idle()
+
+    # -- run-time changes (health checks, runtime API), from the event loop
+
+    def set_server_state(
+        self, backend: str, server: str, up: bool, status: str | None = None
+    ) -> None:
+        """The server may take new requests (``up``) or not (DOWN, MAINT, DRAIN).
+
+        Requests already on it finish; the next pick already sees the change. The
+        stats show ``status`` (HAProxy's text, e.g. ``HealthMonitor.status_text``),
+        plain ``UP`` or ``DOWN`` without one. Going down closes the server's idle
+        connections, as HAProxy does (srv_cleanup_connections).
+        """
+        be = self.backend(backend)
+        srv = be.server(server)
+        be.balancer.set_usable(srv, up)
+        srv.stats.status = status if status is not None else ("UP" if up else "DOWN")
+        if not up:
+            srv.close_idle()
+
+    def set_server_status(self, backend: str, server: str, text: str) -> None:
+        """Only the stats' status text (``UP 2/3``, ``DOWN 1/2``): a check counter moved
+        without a change of state."""
+        self.backend(backend).server(server).stats.status = text
+
+    def set_weight(self, backend: str, server: str, weight: int) -> None:
+        """A new user weight (0-256), as ``set weight`` sets it. Raises ValueError with
+        HAProxy's CLI message when the weight is out of range or the backend's
+        algorithm is static."""
+        be = self.backend(backend)
+        srv = be.server(server)
+        be.balancer.set_weight(srv, weight)
+        srv.stats.weight = weight
+
+    def served(self, backend: str, server: str) -> int:
+        """Requests the server has now (its balancer's acquire/release count)."""
+        be = self.backend(backend)
+        return be.balancer.served(be.server(server))
 
 
 class _Garbage(Exception):
@@ -230,6 +316,10 @@ class _Garbage(Exception):
 class _Unsupported(Exception):
     """A response l7 cannot relay: a head over MAX_HEAD, or 101 Switching
     Protocols (no tunnels yet)."""
+
+
+class _Switching(_Unsupported):
+    """101 Switching Protocols: l7's limit, not the server's fault."""
 
 
 def _new_parser(conn: UpstreamConnection) -> HttpResponseParser:
@@ -265,6 +355,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reset_message()
 
     def _reset_exchange(self) -> None:
+        self._received = False
         self._complete = False
         self._spent = False
         self._keep_alive = False
@@ -331,6 +422,13 @@ class UpstreamConnection(asyncio.Protocol):
             self._complete = True
             self._finish()
         else:
+            # A pooled connection closed before any answer is the pool's race with
+            # the server's keep-alive timeout, not a sign of ill health; a body cut
+            # short is a server abort, which HAProxy does not count either.
+            if not self._in_body and (self._received or not self.reused):
+                self._observe(
+                    Analyze.HTTP_BROKEN_PIPE if exc is None else Analyze.HTTP_READ_ERROR
+                )
             sink.upstream_failed(self, 502)
 
     def eof_received(self) -> bool | None:
@@ -351,6 +449,7 @@ class UpstreamConnection(asyncio.Protocol):
             # state is unknown, so it must not carry another request.
             self.close()
             return
+        self._received = True
         if self._timer is not None:
             self._timer.last = self.loop.time()
         # What one read produces (head, body pieces) goes out in one write.
@@ -371,6 +470,8 @@ class UpstreamConnection(asyncio.Protocol):
                 ):
                     log.error("bug while relaying a response from %s", self.server.name,
                               exc_info=exc.__context__)
+                if not isinstance(exc.__context__, _Switching):
+                    self._observe(Analyze.HTTP_RSP if self._in_body else Analyze.HTTP_HDRRSP)
                 self._fail(502)
                 return
         sink.uncork()
@@ -379,6 +480,7 @@ class UpstreamConnection(asyncio.Protocol):
         elif self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
+                self._observe(Analyze.HTTP_HDRRSP)
                 self._fail(502)
 
     # -- httptools callbacks
@@ -423,9 +525,13 @@ class UpstreamConnection(asyncio.Protocol):
         status = parser.get_status_code()
         version = version_bytes(parser.get_http_version())
         self._in_head = False
+        observe = self.server.observe
+        if observe is not None:
+            # Interim responses count too (http_wait_for_response).
+            observe(Analyze.of_status(status))
         if status < 200:
             if status == 101:
-                raise _Unsupported
+                raise _Switching
             self._informational = True
             sink.response_informational(
                 response_head(version, status, self._reason, self._lines, b"")
@@ -474,9 +580,17 @@ class UpstreamConnection(asyncio.Protocol):
         if sink is not None:
             sink.upstream_failed(self, status)
 
+    def _observe(self, analyze: Analyze) -> None:
+        observe = self.server.observe
+        if observe is not None:
+            observe(analyze)
+
     def _on_idle(self) -> bool:
         if self.sink is None or self.read_paused:
             # Pooled, or held back by a slow client: the client's timeout governs.
             return True
+        if not self._in_body:
+            # HAProxy counts a timeout only while it waits for the response head.
+            self._observe(Analyze.HTTP_READ_TIMEOUT)
         self._fail(504)
         return False

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
+from typing import Any
 
 import pytest
-from l7_harness import Backend, RunningProxy, Servers
+from l7_harness import RunningProxy, Servers, start_backends
 
 from pyxlb.l7.proxy import new_event_loop
 
@@ -16,18 +15,17 @@ from pyxlb.l7.proxy import new_event_loop
 @pytest.fixture
 def backends() -> Iterator[Servers]:
     """web1 and web2 on 127.0.0.1, ports chosen by the OS."""
-    started = []
-    for name in ("web1", "web2"):
-        handler = type(f"Backend_{name}", (Backend,), {"name": name})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        # A short poll interval keeps shutdown() quick.
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        started.append(server)
-    yield Servers({s.RequestHandlerClass.name: s.server_address[1] for s in started}, started)
-    for server in started:
-        server.shutdown()
-        server.server_close()
+    servers = start_backends("web1", "web2")
+    yield servers
+    servers.close()
+
+
+@pytest.fixture
+def three_backends() -> Iterator[Servers]:
+    """web1, web2 and web3: HAProxy's hash examples are for three servers."""
+    servers = start_backends("web1", "web2", "web3")
+    yield servers
+    servers.close()
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
@@ -39,12 +37,13 @@ def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.Abstrac
 @pytest.fixture
 def run_proxy(
     loop_factory: Callable[[], asyncio.AbstractEventLoop],
-) -> Iterator[Callable[[str], RunningProxy]]:
-    """Start a proxy for a config text; stopped at the end of the test."""
+) -> Iterator[Callable[..., RunningProxy]]:
+    """Start a proxy for a config text (and RunningProxy's keywords); stopped at the
+    end of the test."""
     running: list[RunningProxy] = []
 
-    def start(config_text: str) -> RunningProxy:
-        proxy = RunningProxy(config_text, loop_factory)
+    def start(config_text: str, **kwargs: Any) -> RunningProxy:
+        proxy = RunningProxy(config_text, loop_factory, **kwargs)
         running.append(proxy)
         return proxy
 

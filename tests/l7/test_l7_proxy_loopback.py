@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import http.client
-import io
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
-from l7_harness import RunningProxy, Servers, big_body, free_port
+from l7_harness import (
+    ProxyStarter,
+    RunningProxy,
+    ScriptedServer,
+    Servers,
+    big_body,
+    connect,
+    free_port,
+    get,
+    raw_exchange,
+    stats_csv,
+)
 
 from pyxlb.l7.proxy import ClientConnection
 from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
-
-ProxyStarter = Callable[[str], RunningProxy]
 
 
 def config(*ports: int) -> str:
@@ -47,46 +52,6 @@ backend http_back
 @pytest.fixture
 def proxy(backends: Servers, run_proxy: ProxyStarter) -> RunningProxy:
     return run_proxy(config(backends.ports["web1"], backends.ports["web2"]))
-
-
-def connect(proxy: RunningProxy) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", proxy.port["http_front"], timeout=10)
-
-
-def get(conn: http.client.HTTPConnection, path: str = "/") -> http.client.HTTPResponse:
-    conn.request("GET", path)
-    resp = conn.getresponse()
-    resp.read()
-    return resp
-
-
-def raw_exchange(
-    proxy: RunningProxy, data: bytes, frontend: str = "http_front", timeout: float = 2
-) -> bytes:
-    """Send bytes, read until the proxy closes (or ``timeout`` seconds of silence)."""
-    with socket.create_connection(("127.0.0.1", proxy.port[frontend]), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            out += b"<timeout>"
-        return out
-
-
-def stats_csv(proxy: RunningProxy) -> dict[str, dict[str, str]]:
-    conn = connect(proxy)
-    conn.request("GET", "/haproxy?stats;csv")
-    resp = conn.getresponse()
-    assert resp.status == 200
-    assert resp.getheader("content-type") == "text/plain"
-    assert resp.getheader("cache-control") == "no-cache"
-    text = resp.read().decode()
-    conn.close()
-    rows = list(csv.reader(io.StringIO(text.removeprefix("# "))))
-    header = rows[0]
-    return {row[1]: dict(zip(header, row, strict=True)) for row in rows[1:]}
 
 
 def test_keep_alive_connection_alternates_servers(proxy: RunningProxy) -> None:
@@ -351,25 +316,6 @@ frontend lonely
         proxy, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", "lonely"
     )
     assert raw == error_response(503, close=True)
-
-
-class ScriptedServer:
-    """A one-connection server whose replies the test writes by hand."""
-
-    def __init__(self) -> None:
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen()
-        self.port = self.listener.getsockname()[1]
-
-    def accept(self) -> socket.socket:
-        self.listener.settimeout(5)
-        conn, _ = self.listener.accept()
-        conn.settimeout(5)
-        return conn
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def timeouts_config(port: int, client_ms: int = 50000, server_ms: int = 50000) -> str:
