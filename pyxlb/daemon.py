@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pyxlb.config import Config
 from pyxlb.datapath import cidr_lists, loader, params
@@ -21,9 +22,42 @@ from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.kernel_rules import KernelPlan, NotCompilable, compile_config
 
+if TYPE_CHECKING:
+    from pyxlb.health.checker import HealthMonitor
+    from pyxlb.l7.upstream import Upstreams
+
 
 class StartError(Exception):
     """`up` cannot start; the message says why and nothing was left behind."""
+
+
+def health_monitor(config: Config, upstreams: Callable[[], Upstreams]) -> HealthMonitor:
+    """Health checks whose verdicts drive the l7 pools and the stats page.
+    `upstreams` is a getter: the pools are built with the monitor's observer."""
+    from pyxlb.health.checker import HealthMonitor, check_targets
+    from pyxlb.health.state import ServerState
+
+    def on_change(target, old, new, report) -> None:
+        name = target.server.name
+        up = new is ServerState.UP
+        upstreams().set_server_state(target.backend, name, up,
+                                     monitor.status_text(target.backend, name))
+        reason = f", {report.describe()}" if report is not None else ""
+        print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
+
+    def on_log(target, logged) -> None:
+        name = target.server.name
+        upstreams().set_server_status(target.backend, name,
+                                      monitor.status_text(target.backend, name))
+
+    monitor = HealthMonitor(check_targets(config), on_change, on_log=on_log)
+    return monitor
+
+
+def show_health(monitor: HealthMonitor, upstreams: Upstreams) -> None:
+    """The starting status of checked servers (`UP`), instead of `no check`."""
+    for backend, name in monitor.checked():
+        upstreams.set_server_status(backend, name, monitor.status_text(backend, name))
 
 
 async def serve(config: Config, instance: Instance, state: dict) -> None:
@@ -33,10 +67,13 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     from pyxlb.stats.counters import StatsRegistry
 
     stats = StatsRegistry.build(config.frontends, config.backends)
+    monitor = health_monitor(config, lambda: upstreams)
     # One Upstreams for all frontends: they share round-robin positions and pools.
-    upstreams = Upstreams(config.backends, stats)
+    upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
     servers = []
     try:
+        show_health(monitor, upstreams)
+        monitor.start()
         for frontend in config.frontends.values():
             try:
                 servers += await start_frontend(frontend, upstreams, stats)
@@ -52,6 +89,7 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         print(f"pyxlb: serving on {instance.name} (XDP {state['xdp_mode']} mode)", flush=True)
         await stop.wait()
     finally:
+        await monitor.stop()
         await close_servers(servers)
 
 

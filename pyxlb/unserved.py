@@ -3,8 +3,8 @@
 `pyxlb check` accepts the whole language; `pyxlb up` must not pretend. Anything
 whose absence would let traffic through that the config forbids, or send it
 somewhere else (rules, routing, TLS, protected stats, layer-4 services), stops
-the start; anything that only changes how well pyxlb serves (health checks,
-logs, weights) is a warning. Pure: reads the model, returns messages.
+the start; anything that only changes how well pyxlb serves (logs, the stats
+socket) is a warning. Pure: reads the model, returns messages.
 """
 
 from __future__ import annotations
@@ -52,16 +52,6 @@ def unserved(config: Config) -> list[Unserved]:
             add(rule.where, f"backend {be.name}: rules are not enforced yet", True)
         if be.cookie:
             add(be.where, f"backend {be.name}: cookie persistence is not served yet", False)
-        if be.balance != "roundrobin":
-            add(be.where, f"backend {be.name}: 'balance {be.balance}' is served as "
-                "roundrobin for now", False)
-        for server in be.servers:
-            if server.check:
-                add(server.where, f"server {be.name}/{server.name}: health checks do not "
-                    "run yet; the server is taken as up", False)
-            if server.weight != be.servers[0].weight:
-                add(server.where, f"server {be.name}/{server.name}: weights are not applied "
-                    "yet (equal round-robin)", False)
     if config.global_.logs:
         add(config.global_.logs[0].where, "global: logging is not sent yet", False)
     if config.global_.stats_socket:

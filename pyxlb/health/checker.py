@@ -257,6 +257,10 @@ class HealthMonitor:
         self._event(self._servers[(backend, server)], SetMaint(on))
 
     # read-outs
+    def checked(self) -> list[tuple[str, str]]:
+        """(backend, server) of every server that has `check`, in config order."""
+        return [key for key, c in self._servers.items() if c.params.check]
+
     def state(self, backend: str, server: str) -> HealthState:
         return self._servers[(backend, server)].state
 

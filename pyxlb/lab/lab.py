@@ -334,22 +334,37 @@ class Lab:
         for host in self.topo.hosts.values():
             ip(["-n", host.ns], host_batch(host, self.topo))
 
+    def _spawn(self, host: Host) -> subprocess.Popen[bytes]:
+        assert host.server is not None
+        cmd = [self.python, "-m", "pyxlb.lab.servers", host.server, "--name", host.role,
+               "--port", str(host.port)]
+        with open(self.log_dir / f"{host.role}.log", "ab") as log:
+            # Own session: a ^C in the terminal that ran `lab up` must not reach them.
+            proc = self.exec(host.role, cmd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=log, env=self.env,
+                             start_new_session=True)
+        self._children.append(proc)
+        return proc
+
     def _start_servers(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        started: dict[str, subprocess.Popen[bytes]] = {}
-        for h in self.topo.servers:
-            assert h.server is not None
-            cmd = [self.python, "-m", "pyxlb.lab.servers", h.server, "--name", h.role,
-                   "--port", str(h.port)]
-            with open(self.log_dir / f"{h.role}.log", "wb") as log:
-                # Own session: a ^C in the terminal that ran `lab up` must not reach them.
-                proc = self.exec(h.role, cmd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=log, env=self.env,
-                                 start_new_session=True)
-            self._children.append(proc)
-            started[h.role] = proc
+        started = {h.role: self._spawn(h) for h in self.topo.servers}
         self._wait_ready(started)
         self._write_state({role: p.pid for role, p in started.items()})
+
+    def stop_server(self, role: str) -> None:
+        """Kills one backend (SIGKILL: a crash, not a shutdown), for failover tests."""
+        server = next(s for s in self.status().servers if s.role == role)
+        if server.pid is not None and server.alive:
+            stop_pids([server.pid], timeout=0)
+
+    def start_server(self, role: str) -> None:
+        """Starts one backend again and waits until it listens."""
+        proc = self._spawn(self.topo.host(role))
+        self._wait_ready({role: proc})
+        state = self._read_state().get("servers", {})
+        pids = {r: info["pid"] for r, info in state.items()}
+        self._write_state({**pids, role: proc.pid})
 
     def _wait_ready(self, procs: dict[str, subprocess.Popen[bytes]]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
