@@ -1,0 +1,204 @@
+"""What HAProxy 2.6 writes to syslog, without any I/O: the RFC3164 header, the
+`option httplog` and `option tcplog` lines built from a `SessionRecord`, the level a
+session is logged at (`option log-separate-errors`, `option dontlognull`), and the
+server state messages (server.c, srv_update_status; backend.c, set_backend_down).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pyxlb.config.logs import FACILITIES, LEVELS
+
+# RFC 5424 numbering: a facility's code is its index, a level's code its index.
+FACILITY_CODES = {name: code for code, name in enumerate(FACILITIES)}
+LEVEL_CODES = {name: code for code, name in enumerate(LEVELS)}
+NO_SERVER = "<NOSRV>"
+BAD_REQUEST = "<BADREQ>"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def pri(facility: str, level: str) -> int:
+    """The syslog PRI: facility*8 + level (local0 info is 134, local0 err 131)."""
+    return FACILITY_CODES[facility] * 8 + LEVEL_CODES[level]
+
+
+def syslog_header(facility: str, level: str, when: float, pid: int, tag: str = "haproxy") -> str:
+    """`<PRI>Mmm dd hh:mm:ss haproxy[pid]: ` in local time, no hostname; the day is
+    space-padded like HAProxy's `%2d` (`Nov  4`)."""
+    t = time.localtime(when)
+    return (f"<{pri(facility, level)}>{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {tag}[{pid}]: ")
+
+
+def syslog_datagram(facility: str, level: str, message: str, when: float, pid: int) -> bytes:
+    """One whole datagram: header, message and the trailing newline HAProxy sends."""
+    return (syslog_header(facility, level, when, pid) + message + "\n").encode(
+        "utf-8", "surrogateescape")
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionRecord:
+    """What the proxy knows when a request (http) or a connection (tcp) ends.
+
+    Timers are milliseconds, -1 for a step never reached (HAProxy's convention):
+    `t_request` %TR (request headers received), `t_queue` %Tw, `t_connect` %Tc,
+    `t_response` %Tr (server response headers), `t_active` %Ta (http: request start
+    to end of response), `t_total` %Tt (tcp: accept to close).
+    `accept_date` is %t (tcplog); `request_date` is %tr (httplog), the start of this
+    request on a keep-alive connection, the accept date when None.
+    `termination` is the two characters of %ts (cause `-LcCsSPRIDKU`, state
+    `-RCHDLQT`); `cookies` the two cookie characters %tsc adds in http.
+    `bytes_out` is %B (sent to the client); `bytes_in` what the client sent, only
+    for `option dontlognull`. `backend` is the frontend's name when no backend was
+    chosen; `server` None prints `<NOSRV>`. `request_line` None prints `<BADREQ>`.
+    Counters are at log time: %ac process, %fc frontend, %bc backend, %sc server
+    connections; %rc `retries` (prefixed `+` when `redispatched`); %sq/%bq queues.
+    """
+
+    client_ip: str
+    client_port: int
+    accept_date: float
+    frontend: str
+    backend: str
+    server: str | None = None
+    request_date: float | None = None
+    t_request: int = -1
+    t_queue: int = -1
+    t_connect: int = -1
+    t_response: int = -1
+    t_active: int = -1
+    t_total: int = -1
+    status: int = -1
+    bytes_out: int = 0
+    bytes_in: int = 0
+    termination: str = "--"
+    cookies: str = "--"
+    actconn: int = 0
+    feconn: int = 0
+    beconn: int = 0
+    srv_conn: int = 0
+    retries: int = 0
+    redispatched: bool = False
+    srv_queue: int = 0
+    backend_queue: int = 0
+    request_line: str | None = None
+
+
+def log_date(when: float) -> str:
+    """`%t`/`%tr`: `24/Nov/2026:03:47:15.358`, local time, milliseconds truncated."""
+    t = time.localtime(when)
+    ms = int(when * 1000) % 1000
+    return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}")
+
+
+def encode_request_line(line: str) -> str:
+    """%r as HAProxy escapes it (url_encode_map, log.c): control bytes, bytes from
+    0x7F, `"` and `#` become `#XX`."""
+    out = []
+    for byte in line.encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        if byte < 0x20 or byte >= 0x7F or char in '"#':
+            out.append(f"#{byte:02X}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _client(r: SessionRecord) -> str:
+    # %ci:%cp: HAProxy prints IPv6 addresses bare, as in `::1:40000`.
+    return f"{r.client_ip}:{r.client_port}"
+
+
+def _counters(r: SessionRecord) -> str:
+    retries = f"+{r.retries}" if r.redispatched else str(r.retries)
+    return (f"{r.actconn}/{r.feconn}/{r.beconn}/{r.srv_conn}/{retries} "
+            f"{r.srv_queue}/{r.backend_queue}")
+
+
+def httplog_line(r: SessionRecord) -> str:
+    """`option httplog`: `%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS
+    %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r`; without captures %hr and %hs
+    are empty and vanish with their space, and %CC/%CS print `-`."""
+    date = r.request_date if r.request_date is not None else r.accept_date
+    request = BAD_REQUEST if r.request_line is None else encode_request_line(r.request_line)
+    return (f"{_client(r)} [{log_date(date)}] {r.frontend} {r.backend}/{r.server or NO_SERVER} "
+            f"{r.t_request}/{r.t_queue}/{r.t_connect}/{r.t_response}/{r.t_active} "
+            f"{r.status} {r.bytes_out} - - {r.termination}{r.cookies} {_counters(r)} "
+            f'"{request}"')
+
+
+def tcplog_line(r: SessionRecord) -> str:
+    """`option tcplog`: `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc
+    %sq/%bq`."""
+    return (f"{_client(r)} [{log_date(r.accept_date)}] {r.frontend} "
+            f"{r.backend}/{r.server or NO_SERVER} {r.t_queue}/{r.t_connect}/{r.t_total} "
+            f"{r.bytes_out} {r.termination} {_counters(r)}")
+
+
+def session_line(r: SessionRecord, options: frozenset[str]) -> str | None:
+    """The line a frontend with these options logs, None when it has no log format
+    (HAProxy would log `Connect from ...` at accept; pyxlb does not)."""
+    if "httplog" in options:
+        return httplog_line(r)
+    if "tcplog" in options:
+        return tcplog_line(r)
+    return None
+
+
+def is_error(r: SessionRecord) -> bool:
+    """HAProxy's test for an error session (strm_log, log.c): a redispatch, a cause
+    other than none or `L`ocal, a retry, or a status of 500 or more."""
+    return (r.redispatched or r.termination[0] not in "-L" or r.retries > 0
+            or r.status >= 500)
+
+
+def session_level(r: SessionRecord, options: frozenset[str]) -> str | None:
+    """The level a finished session is logged at, None when it is not logged:
+    `dontlognull` skips sessions where the client sent nothing;
+    `log-separate-errors` raises errors from info to err."""
+    if "dontlognull" in options and r.bytes_in == 0:
+        return None
+    if "log-separate-errors" in options and is_error(r):
+        return "err"
+    return "info"
+
+
+def _server_label(backup: bool) -> str:
+    return "Backup Server" if backup else "Server"
+
+
+def server_down_message(backend: str, server: str, *, backup: bool, reason: str,
+                        active_left: int, backup_left: int, sessions_active: int = 0,
+                        requeued: int = 0, queue_left: int = 0) -> str:
+    """`Server be/a is DOWN, reason: ...` (srv_update_status). `reason` is what
+    `CheckReport.describe()` gives; the counts are taken after the change."""
+    return (f"{_server_label(backup)} {backend}/{server} is DOWN, {reason}. "
+            f"{active_left} active and {backup_left} backup servers left. "
+            f"{sessions_active} sessions active, {requeued} requeued, "
+            f"{queue_left} remaining in queue.")
+
+
+def server_up_message(backend: str, server: str, *, backup: bool, reason: str,
+                      active_online: int, backup_online: int, requeued: int = 0,
+                      queue_total: int = 0) -> str:
+    """`Server be/a is UP, reason: ...`; the counts include this server."""
+    return (f"{_server_label(backup)} {backend}/{server} is UP, {reason}. "
+            f"{active_online} active and {backup_online} backup servers online. "
+            f"{requeued} sessions requeued, {queue_total} total in queue.")
+
+
+def no_server_message(backend: str) -> str:
+    """Logged at emerg when a backend's last active and backup server went down."""
+    return f"backend {backend} has no server available!"
+
+
+def server_down_level(was_stopping: bool) -> str:
+    """alert, or notice for a server that was already stopping (draining)."""
+    return "notice" if was_stopping else "alert"
+
+
+SERVER_UP_LEVEL = "notice"
+NO_SERVER_LEVEL = "emerg"
