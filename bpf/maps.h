@@ -20,6 +20,27 @@
 #define PYXLB_CIDR_LIST_MAX 65536
 #endif
 
+#ifndef PYXLB_LISTENERS_MAX
+#define PYXLB_LISTENERS_MAX 1024
+#endif
+
+#ifndef PYXLB_SERVICES_MAX
+#define PYXLB_SERVICES_MAX 64
+#endif
+
+#ifndef PYXLB_BACKENDS_MAX
+#define PYXLB_BACKENDS_MAX 4096
+#endif
+
+/* A prime: Maglev's permutations visit every slot. */
+#ifndef PYXLB_MAGLEV_SIZE
+#define PYXLB_MAGLEV_SIZE 65537
+#endif
+
+#ifndef PYXLB_CONNTRACK_MAX
+#define PYXLB_CONNTRACK_MAX 65536
+#endif
+
 #ifdef PYXLB_PIN_DIR
 #define PYXLB_MAP(type, key, value, name, max, flags) \
     BPF_TABLE_PINNED(type, key, value, name, max, PYXLB_PIN_DIR "/" #name, flags)
@@ -41,5 +62,22 @@ PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, block_list,
           PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
 PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, allow_list,
           PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
+/* Which SYNs are counted: the tracked frontends' ports, and their addresses
+ * where they do not bind every address. */
+PYXLB_MAP("array", __u32, struct port_info, ports, 65536, 0);
+PYXLB_MAP("hash", struct endpoint_key, struct listener, listeners, PYXLB_LISTENERS_MAX, 0);
+
+/* Layer-4 services. Each service's Maglev table (slot -> backend number) is
+ * a map of its own in `maglev`, so that the control plane swaps a whole new
+ * table in with one update; maglev_table is only the shape they all have. */
+PYXLB_MAP("hash", struct endpoint_key, struct service, services, PYXLB_SERVICES_MAX, 0);
+PYXLB_MAP("array", __u32, struct backend, backends, PYXLB_BACKENDS_MAX, 0);
+PYXLB_MAP("array", __u32, __u32, maglev_table, PYXLB_MAGLEV_SIZE, 0);
+PYXLB_MAP("array_of_maps$maglev_table", __u32, __u32, maglev, PYXLB_SERVICES_MAX, 0);
+PYXLB_MAP("lru_hash", struct flow_key, struct conn, conntrack, PYXLB_CONNTRACK_MAX, 0);
+PYXLB_MAP("lru_hash", struct flow_key, struct conn, nat_reverse, PYXLB_CONNTRACK_MAX, 0);
+PYXLB_MAP("percpu_array", __u32, struct l4_stats, service_stats, PYXLB_SERVICES_MAX, 0);
+PYXLB_MAP("percpu_array", __u32, struct l4_stats, backend_stats, PYXLB_BACKENDS_MAX, 0);
+PYXLB_MAP("array", __u32, struct l4_params, l4_params, 1, 0);
 
 #endif

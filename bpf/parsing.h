@@ -1,5 +1,7 @@
 /* Header parsing: Ethernet (with up to two VLAN tags), IPv4, IPv6 and the
- * first bytes of TCP, into one small summary the rest of the program uses. */
+ * first bytes of TCP or UDP, into one small summary the rest of the program
+ * uses. Addresses are kept IPv4-mapped for IPv4, like every address in the
+ * maps; ports in host order, as the maps keep them. */
 #ifndef PYXLB_PARSING_H
 #define PYXLB_PARSING_H
 
@@ -7,6 +9,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 #include <linux/in.h>
 
 #include "structs.h"
@@ -23,8 +26,16 @@ enum pyxlb_parse_result {
 
 struct pyxlb_pkt {
     struct src_key src;
+    __u8 dst[16];
+    __u16 sport;         /* host order; 0 unless has_ports */
+    __u16 dport;
+    __u16 l3_off;        /* where the IP header starts */
     __u8 l4_proto;
     __u8 tcp_flags;      /* byte 13 of the TCP header; 0 when not TCP or not seen */
+    __u8 ipv6;
+    __u8 fragment;       /* any fragment, first or not: never balanced */
+    __u8 has_ports;      /* a whole TCP or UDP header follows the IP header */
+    __u8 v6_to_v4_mapped;/* IPv6 to an IPv4-mapped address: never balanced */
 };
 
 struct pyxlb_vlan_hdr {
@@ -32,17 +43,33 @@ struct pyxlb_vlan_hdr {
     __be16 encap_proto;
 };
 
+#define PYXLB_TCP_FIN 0x01
 #define PYXLB_TCP_SYN 0x02
+#define PYXLB_TCP_RST 0x04
 #define PYXLB_TCP_ACK 0x10
 
-/* Reads TCP flags when the TCP header is whole; a truncated one leaves 0. */
-static __always_inline void pyxlb_read_tcp_flags(void *l4, void *data_end,
-                                                 struct pyxlb_pkt *pkt)
+/* Reads ports (and TCP flags) when the TCP or UDP header is whole; a
+ * truncated one leaves them 0. */
+static __always_inline void pyxlb_read_l4(void *l4, void *data_end, struct pyxlb_pkt *pkt)
 {
-    struct tcphdr *tcp = l4;
+    if (pkt->l4_proto == IPPROTO_TCP) {
+        struct tcphdr *tcp = l4;
 
-    if ((void *)(tcp + 1) <= data_end)
+        if ((void *)(tcp + 1) > data_end)
+            return;
         pkt->tcp_flags = ((__u8 *)tcp)[13];
+        pkt->sport = bpf_ntohs(tcp->source);
+        pkt->dport = bpf_ntohs(tcp->dest);
+        pkt->has_ports = 1;
+    } else if (pkt->l4_proto == IPPROTO_UDP) {
+        struct udphdr *udp = l4;
+
+        if ((void *)(udp + 1) > data_end)
+            return;
+        pkt->sport = bpf_ntohs(udp->source);
+        pkt->dport = bpf_ntohs(udp->dest);
+        pkt->has_ports = 1;
+    }
 }
 
 static __always_inline int pyxlb_parse_ipv4(void *l3, void *data_end,
@@ -62,11 +89,26 @@ static __always_inline int pyxlb_parse_ipv4(void *l3, void *data_end,
     pkt->src.addr[10] = 0xff;
     pkt->src.addr[11] = 0xff;
     __builtin_memcpy(&pkt->src.addr[12], &ip->saddr, 4);
+    pkt->dst[10] = 0xff;
+    pkt->dst[11] = 0xff;
+    __builtin_memcpy(&pkt->dst[12], &ip->daddr, 4);
     pkt->l4_proto = ip->protocol;
-    /* Only a first fragment carries the TCP header. */
-    if (ip->protocol == IPPROTO_TCP && !(ip->frag_off & bpf_htons(PYXLB_IP_OFFSET)))
-        pyxlb_read_tcp_flags(l3 + hdr_len, data_end, pkt);
+    pkt->fragment = !!(ip->frag_off & bpf_htons(PYXLB_IP_MF | PYXLB_IP_OFFSET));
+    /* Only a first fragment carries the TCP or UDP header. */
+    if (!(ip->frag_off & bpf_htons(PYXLB_IP_OFFSET)))
+        pyxlb_read_l4(l3 + hdr_len, data_end, pkt);
     return PYXLB_PARSED;
+}
+
+/* ::ffff:a.b.c.d, the form IPv4 addresses take in the maps. */
+static __always_inline int pyxlb_v4_mapped(const __u8 *addr)
+{
+    __u8 bits = 0;
+
+#pragma unroll
+    for (int i = 0; i < 10; i++)
+        bits |= addr[i];
+    return !bits && addr[10] == 0xff && addr[11] == 0xff;
 }
 
 static __always_inline int pyxlb_parse_ipv6(void *l3, void *data_end,
@@ -80,9 +122,15 @@ static __always_inline int pyxlb_parse_ipv6(void *l3, void *data_end,
         return PYXLB_MALFORMED;
 
     __builtin_memcpy(pkt->src.addr, &ip6->saddr, 16);
+    __builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+    pkt->ipv6 = 1;
     pkt->l4_proto = ip6->nexthdr;
-    if (ip6->nexthdr == IPPROTO_TCP)
-        pyxlb_read_tcp_flags(ip6 + 1, data_end, pkt);
+    /* Extension headers are not walked: a packet with any is not balanced. */
+    pkt->fragment = ip6->nexthdr == IPPROTO_FRAGMENT;
+    /* Such a destination would match IPv4 entries of the maps; it has no
+     * business on the wire (RFC 4291 2.5.5.2). */
+    pkt->v6_to_v4_mapped = pyxlb_v4_mapped(pkt->dst);
+    pyxlb_read_l4(ip6 + 1, data_end, pkt);
     return PYXLB_PARSED;
 }
 
@@ -110,6 +158,7 @@ static __always_inline int pyxlb_parse(struct xdp_md *ctx, struct pyxlb_pkt *pkt
         l3 = vlan + 1;
     }
 
+    pkt->l3_off = l3 - data;
     if (proto == bpf_htons(ETH_P_IP))
         return pyxlb_parse_ipv4(l3, data_end, pkt);
     if (proto == bpf_htons(ETH_P_IPV6))

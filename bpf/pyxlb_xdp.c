@@ -1,18 +1,32 @@
 /* pyxlb's packet hook: parses each packet, drops block-listed sources, counts
- * TCP connection attempts per source (HAProxy's stick-table counters) and
- * drops those a reject rule matches, counts the rest per source address and
- * passes them to the stack. Compiled by BCC when the daemon starts; the same
- * function runs at XDP or, later, at TC ingress.
+ * TCP connection attempts to the tracked frontends per source (HAProxy's
+ * stick-table counters) and drops those a reject rule matches; forwards the
+ * packets of layer-4 services with full NAT (new flows to a server picked by
+ * Maglev, known ones as conntrack says, servers' replies back to their
+ * clients); counts the rest per source address and passes them to the stack.
+ * Compiled by BCC when the daemon starts; the same function runs at XDP or,
+ * later, at TC ingress.
+ *
+ * Every map access is in this file: BCC rewrites map calls in the main file
+ * only, so the headers work on values already found.
  *
  * A second entry, pyxlb_src_track_apply, is not a hook: user space runs it
  * with BPF_PROG_TEST_RUN to add to a src_track entry in place. */
 #include <uapi/linux/bpf.h>
 
 #include "cidr_lists.h"
+#include "flow.h"
 #include "maps.h"
+#include "nat.h"
+#include "nexthop.h"
 #include "parsing.h"
 #include "rules.h"
 #include "src_track.h"
+
+/* How many NAT ports a new flow tries before it gives up. */
+#define PYXLB_NAT_PORT_TRIES 8
+/* pyxlb_l4's answer for a packet that is none of its business. */
+#define PYXLB_NOT_L4 -1
 
 /* Per-source traffic for inspection; now_ns is 0 for anything but a SYN. */
 static __always_inline void pyxlb_count_traffic(struct pyxlb_pkt *pkt, __u64 bytes, __u64 now_ns,
@@ -82,11 +96,32 @@ static __always_inline struct src_track *pyxlb_track_for_write(struct src_key *s
     return src_track.lookup(src);
 }
 
+/* Whether a SYN is for a frontend whose connections the kernel tracks: its
+ * port is tracked on every address, or on this one. */
+static __always_inline int pyxlb_tracked_port(const struct pyxlb_pkt *pkt,
+                                              const struct port_info *port)
+{
+    struct endpoint_key key = {};
+
+    if (!port)
+        return 0;
+    if (port->tcp & PYXLB_PORT_TRACKED)
+        return 1;
+    if (!(port->tcp & PYXLB_PORT_TRACKED_ADDR))
+        return 0;
+    __builtin_memcpy(key.addr, pkt->dst, sizeof(key.addr));
+    key.port = pkt->dport;
+    key.proto = IPPROTO_TCP;
+    return listeners.lookup(&key) != NULL;
+}
+
 /* A connection attempt: counted in src_track where the config tracks at
  * `tcp-request connection`, then checked against the reject rules. Returns
  * whether to drop it. Only SYNs come here, so established flows never touch
  * src_track. */
-static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt, __u64 now_ns,
+static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
+                                                     const struct port_info *port,
+                                                     __u64 now_ns,
                                                      struct dp_counters *counters)
 {
     __u32 zero = 0;
@@ -96,6 +131,8 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt, __u6
     int reason;
 
     if (!params || !(params->count_syns || pyxlb_rejects_enabled(params)))
+        return 0;
+    if (params->tracked_ports_only && !pyxlb_tracked_port(pkt, port))
         return 0;
     /* Only now: the ms tick costs a 64-bit division. */
     now = pyxlb_now_ms(params, now_ns);
@@ -128,12 +165,226 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt, __u6
     return 1;
 }
 
+static __always_inline void pyxlb_l4_count(__u32 service, __u32 backend, int reply, __u64 bytes)
+{
+    struct l4_stats *stats;
+
+    stats = service_stats.lookup(&service);
+    if (stats) {
+        if (reply) {
+            stats->reply_packets++;
+            stats->reply_bytes += bytes;
+        } else {
+            stats->packets++;
+            stats->bytes += bytes;
+        }
+    }
+    stats = backend_stats.lookup(&backend);
+    if (stats) {
+        if (reply) {
+            stats->reply_packets++;
+            stats->reply_bytes += bytes;
+        } else {
+            stats->packets++;
+            stats->bytes += bytes;
+        }
+    }
+}
+
+static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, int failed)
+{
+    struct l4_stats *stats;
+
+    stats = service_stats.lookup(&service);
+    if (stats) {
+        if (failed)
+            stats->failed_flows++;
+        else
+            stats->new_flows++;
+    }
+    if (failed)
+        return;
+    stats = backend_stats.lookup(&backend);
+    if (stats)
+        stats->new_flows++;
+}
+
+/* A packet of a known flow, either way: rewritten as its entry says, counted
+ * and sent on. */
+static __always_inline int pyxlb_l4_send(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+                                         struct conn *conn, int reply,
+                                         struct dp_counters *counters)
+{
+    pyxlb_conn_touch(conn, pkt);
+    if (pyxlb_nat_rewrite(ctx, pkt, conn))
+        return PYXLB_NOT_L4;
+    pyxlb_l4_count(conn->service, conn->backend, reply, ctx->data_end - ctx->data);
+    if (reply)
+        counters->l4_replied++;
+    else
+        counters->l4_forwarded++;
+    return pyxlb_send_on(ctx, pkt, counters);
+}
+
+/* The backend a new flow gets from its service's table; NULL when the
+ * table is missing or empty, or names a backend that takes no new flow (the
+ * control plane is between two updates). */
+static __always_inline struct backend *pyxlb_pick_backend(struct service *svc, __u32 hash,
+                                                          __u32 *number)
+{
+    __u32 slot = svc->algorithm == PYXLB_ALGO_ROUNDROBIN
+                     ? __sync_fetch_and_add(&svc->rr_next, 1) % PYXLB_MAGLEV_SIZE
+                     : hash % PYXLB_MAGLEV_SIZE;
+    __u32 id = svc->id;
+    struct backend *backend;
+    __u32 *picked;
+    void *table;
+
+    table = maglev.lookup(&id);
+    if (!table)
+        return NULL;
+    picked = bpf_map_lookup_elem(table, &slot);
+    if (!picked)
+        return NULL;
+    *number = *picked;
+    backend = backends.lookup(number);
+    if (!backend || backend->state != PYXLB_BACKEND_UP || backend->service != id)
+        return NULL;
+    return backend;
+}
+
+/* Claims a NAT source port for a new flow: the first free one of a few
+ * tried from a place the flow's hash gives, in the configured range. Fills
+ * in the reverse entry's key and returns 0, or -1 when all were taken. */
+static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, struct conn *reply,
+                                                __u32 hash)
+{
+    __u32 zero = 0;
+    struct l4_params *l4 = l4_params.lookup(&zero);
+    __u32 count, offset;
+
+    if (!l4 || !l4->nat_port_count)
+        return -1;
+    count = l4->nat_port_count;
+    offset = (hash >> 8) % count;
+#pragma unroll
+    for (int i = 0; i < PYXLB_NAT_PORT_TRIES; i++) {
+        reply_key->dport = l4->nat_port_min + offset;
+        /* A lookup first: a refused insert costs an LRU allocation. */
+        if (!nat_reverse.lookup(reply_key) && !nat_reverse.insert(reply_key, reply))
+            return 0;
+        offset = offset + 1 < count ? offset + 1 : 0;
+    }
+    return -1;
+}
+
+/* A new flow to a service, if `key`'s destination is one: picks its backend,
+ * claims its NAT port, records both directions, sends the packet on. */
+static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+                                             struct flow_key *key, struct dp_counters *counters)
+{
+    struct endpoint_key vip = {};
+    struct flow_key reply_key = {};
+    struct conn forward = {};
+    struct conn reply = {};
+    struct service *svc;
+    struct backend *backend;
+    __u32 number = 0;
+    __u32 hash;
+
+    __builtin_memcpy(vip.addr, pkt->dst, sizeof(vip.addr));
+    vip.port = pkt->dport;
+    vip.proto = pkt->l4_proto;
+    svc = services.lookup(&vip);
+    if (!svc)
+        return PYXLB_NOT_L4;
+    if (pkt->l4_proto == IPPROTO_TCP &&
+        (pkt->tcp_flags & (PYXLB_TCP_SYN | PYXLB_TCP_ACK | PYXLB_TCP_RST)) != PYXLB_TCP_SYN) {
+        /* Not the start of a connection, and no flow it belongs to: the
+         * stack answers it (a RST, as nothing listens there). */
+        counters->l4_no_conn++;
+        return XDP_PASS;
+    }
+
+    hash = pyxlb_flow_hash(key);
+    backend = pyxlb_pick_backend(svc, hash, &number);
+    if (!backend) {
+        counters->l4_no_backend++;
+        pyxlb_l4_count_flow(svc->id, 0, 1);
+        return XDP_PASS;
+    }
+
+    forward.backend = reply.backend = number;
+    forward.service = reply.service = svc->id;
+    forward.last_seen_ns = reply.last_seen_ns = bpf_ktime_get_coarse_ns();
+    __builtin_memcpy(forward.out_src_addr, svc->snat_addr, 16);
+    __builtin_memcpy(forward.out_dst_addr, backend->addr, 16);
+    forward.out_dport = backend->port;
+    /* The reply comes from the backend to the NAT address and port and
+     * leaves as if from the VIP to the client. */
+    __builtin_memcpy(reply.out_src_addr, key->dst_addr, 16);
+    __builtin_memcpy(reply.out_dst_addr, key->src_addr, 16);
+    reply.out_sport = key->dport;
+    reply.out_dport = key->sport;
+    __builtin_memcpy(reply_key.src_addr, backend->addr, 16);
+    __builtin_memcpy(reply_key.dst_addr, svc->snat_addr, 16);
+    reply_key.sport = backend->port;
+    reply_key.proto = key->proto;
+    if (pyxlb_claim_nat_port(&reply_key, &reply, hash)) {
+        counters->l4_no_nat_port++;
+        pyxlb_l4_count_flow(svc->id, number, 1);
+        return XDP_PASS;
+    }
+    forward.out_sport = reply_key.dport;
+    conntrack.update(key, &forward);
+
+    counters->l4_new_flows++;
+    pyxlb_l4_count_flow(forward.service, number, 0);
+    if (pyxlb_nat_rewrite(ctx, pkt, &forward))
+        return XDP_PASS;
+    pyxlb_l4_count(forward.service, number, 0, ctx->data_end - ctx->data);
+    counters->l4_forwarded++;
+    return pyxlb_send_on(ctx, pkt, counters);
+}
+
+/* Layer-4 services, for a packet whose destination port is a service's or
+ * a NAT port (`flags`): a backend's reply goes back to its client, a known
+ * flow to its backend, a new one to the backend Maglev picks. Returns the
+ * verdict, or PYXLB_NOT_L4 for a packet that is none of these. */
+static __always_inline int pyxlb_l4(struct xdp_md *ctx, struct pyxlb_pkt *pkt, __u8 flags,
+                                    struct dp_counters *counters)
+{
+    struct flow_key key = {};
+    struct conn *conn;
+
+    if (pkt->fragment) {
+        counters->l4_fragments++;
+        return PYXLB_NOT_L4;
+    }
+    if (pkt->v6_to_v4_mapped)
+        return PYXLB_NOT_L4;
+    pyxlb_flow_key(pkt, &key);
+    if (flags & PYXLB_PORT_NAT) {
+        conn = nat_reverse.lookup(&key);
+        if (conn)
+            return pyxlb_l4_send(ctx, pkt, conn, 1, counters);
+    }
+    if (!(flags & PYXLB_PORT_SERVICE))
+        return PYXLB_NOT_L4;
+    conn = conntrack.lookup(&key);
+    if (conn && !pyxlb_conn_reopened(conn, pkt))
+        return pyxlb_l4_send(ctx, pkt, conn, 0, counters);
+    return pyxlb_l4_new_flow(ctx, pkt, &key, counters);
+}
+
 int pyxlb_xdp(struct xdp_md *ctx)
 {
     __u32 zero = 0;
     struct dp_counters *counters = dp_counters.lookup(&zero);
     struct pyxlb_pkt pkt = {};
+    struct port_info *port = NULL;
     __u64 now_ns = 0;
+    __u32 dport;
     int parsed;
 
     if (!counters)
@@ -156,12 +407,26 @@ int pyxlb_xdp(struct xdp_md *ctx)
         }
         counters->allowed++;
     }
+    if (pkt.has_ports) {
+        dport = pkt.dport;
+        port = ports.lookup(&dport);
+    }
     if ((pkt.tcp_flags & (PYXLB_TCP_SYN | PYXLB_TCP_ACK)) == PYXLB_TCP_SYN) {
         /* The clock is read for connection attempts only: it costs about as
          * much as the rest of a packet's path. */
         now_ns = bpf_ktime_get_ns();
-        if (pyxlb_connection_rejected(&pkt, now_ns, counters))
+        if (pyxlb_connection_rejected(&pkt, port, now_ns, counters))
             return XDP_DROP;
+    }
+    if (port) {
+        __u8 flags = pkt.l4_proto == IPPROTO_TCP ? port->tcp : port->udp;
+
+        if (flags & (PYXLB_PORT_SERVICE | PYXLB_PORT_NAT)) {
+            int verdict = pyxlb_l4(ctx, &pkt, flags, counters);
+
+            if (verdict != PYXLB_NOT_L4)
+                return verdict;
+        }
     }
     pyxlb_count_traffic(&pkt, ctx->data_end - ctx->data, now_ns, counters);
     return XDP_PASS;

@@ -91,6 +91,112 @@ struct dp_params {
     __u8 reject_conn_rate;
     __u8 reject_http_err_rate;
     __u8 reject_gpc0;
+    /* Counting and reject rules apply only to SYNs for the frontends the
+     * kernel tracks (`ports` and `listeners`); 0: to SYNs for any port. */
+    __u8 tracked_ports_only;
+};
+
+/* What the program does with a destination port (`ports`, an array indexed
+ * by the port number), one set of PYXLB_PORT_* flags per protocol. */
+struct port_info {
+    __u8 tcp;
+    __u8 udp;
+};
+
+#define PYXLB_PORT_TRACKED      0x01  /* a tracked frontend binds the port on every address */
+#define PYXLB_PORT_TRACKED_ADDR 0x02  /* ... on some addresses: ask `listeners` */
+#define PYXLB_PORT_SERVICE      0x04  /* a layer-4 service's port on some address: ask `services` */
+#define PYXLB_PORT_NAT          0x08  /* a full-NAT source port: replies from backends come
+                                       * to it, ask `nat_reverse` */
+
+/* An address, port and protocol: a frontend's bind. IPv4 addresses are
+ * stored mapped; the wildcard bind is ::, and the port is in host order. */
+struct endpoint_key {
+    __u8 addr[16];
+    __u16 port;
+    __u8 proto;
+    __u8 __pad;
+};
+
+/* A bind of a frontend whose connections the kernel tracks. */
+struct listener {
+    __u32 frontend;      /* the control plane's number for the frontend */
+};
+
+/* A layer-4 service (`services`, keyed by its VIP's endpoint_key). */
+struct service {
+    __u8 snat_addr[16];  /* full NAT: the source address backends see (the balancer's) */
+    __u32 id;            /* its slot in `maglev` and `service_stats`, < PYXLB_SERVICES_MAX */
+    __u8 flags;          /* none yet: full NAT is the only mode */
+    __u8 algorithm;      /* PYXLB_ALGO_*: how a new flow picks its backend */
+    __u16 __pad;
+    __u64 rr_next;       /* roundrobin: new flows so far, the next slot to take */
+};
+
+/* Each service's table in `maglev` holds the backend for every slot; the
+ * algorithm says which slot a new flow takes. */
+#define PYXLB_ALGO_MAGLEV 0      /* the Maglev slot of the 5-tuple's hash */
+#define PYXLB_ALGO_ROUNDROBIN 1  /* the next slot; the table repeats a weighted sequence */
+
+/* A server of a layer-4 service (`backends`, an array: the index is the
+ * backend's number, which `maglev` tables and conntrack entries hold). */
+struct backend {
+    __u8 addr[16];
+    __u16 port;
+    __u8 state;          /* PYXLB_BACKEND_*; only an UP backend gets new flows */
+    __u8 __pad;
+    __u32 service;       /* its service's id */
+    __u32 weight;
+};
+
+#define PYXLB_BACKEND_UNUSED 0
+#define PYXLB_BACKEND_UP 1
+#define PYXLB_BACKEND_DRAIN 2  /* keeps its flows, gets no new one */
+#define PYXLB_BACKEND_DOWN 3   /* likewise: flows stay where conntrack put them */
+
+/* A TCP or UDP flow as a packet carries it: the key of `conntrack` (client
+ * to VIP) and of `nat_reverse` (backend to the balancer's NAT address).
+ * proto is a u32 so that the key has no padding and hashes as whole words. */
+struct flow_key {
+    __u8 src_addr[16];
+    __u8 dst_addr[16];
+    __u16 sport;
+    __u16 dport;
+    __u32 proto;
+};
+
+/* What a flow's packets are rewritten to (both maps above): the addresses
+ * and ports they leave with. */
+struct conn {
+    __u8 out_src_addr[16];
+    __u8 out_dst_addr[16];
+    __u16 out_sport;
+    __u16 out_dport;
+    __u32 backend;
+    __u32 service;
+    __u8 state;          /* PYXLB_CONN_*: what went this way */
+    __u8 __pad[3];
+    __u64 last_seen_ns;  /* bpf_ktime_get_coarse_ns() of the latest packet */
+};
+
+#define PYXLB_CONN_FIN 0x01
+#define PYXLB_CONN_RST 0x02
+
+/* Counters of a service (`service_stats`) or a backend (`backend_stats`),
+ * per CPU. */
+struct l4_stats {
+    __u64 packets;       /* client to backend */
+    __u64 bytes;
+    __u64 reply_packets; /* backend to client */
+    __u64 reply_bytes;
+    __u64 new_flows;
+    __u64 failed_flows;  /* new flows that found no backend or no NAT port */
+};
+
+/* Layer-4 settings (array of one), written with the services. */
+struct l4_params {
+    __u32 nat_port_min;   /* full NAT source ports: [min, min + count) */
+    __u32 nat_port_count; /* 0: no new NAT flow is possible */
 };
 
 /* What the program did with every packet (per CPU). */
@@ -106,6 +212,17 @@ struct dp_counters {
     __u64 conn_rate_rejected;      /* SYNs dropped: conn_rate over its limit */
     __u64 http_err_rate_rejected;  /* SYNs dropped: http_err_rate over its limit */
     __u64 gpc0_rejected;           /* SYNs dropped: gpc0 over its limit (the abuser flag) */
+    __u64 l4_forwarded;  /* rewritten toward a backend */
+    __u64 l4_replied;    /* a backend's reply rewritten toward its client */
+    __u64 l4_new_flows;
+    __u64 l4_no_conn;    /* TCP other than a SYN for a service, without a flow: passed */
+    __u64 l4_no_backend; /* a new flow found no live backend: passed */
+    __u64 l4_no_nat_port;/* a new flow found no free NAT port: passed */
+    __u64 l4_fragments;  /* fragments to a service port: passed */
+    __u64 l4_tx;         /* sent back out of the interface it came in on */
+    __u64 l4_redirected; /* sent out of another interface */
+    __u64 fib_no_neigh;  /* rewritten, but the next hop's MAC is unknown: passed */
+    __u64 fib_failed;    /* rewritten, but not routable here (no route, forwarding off): passed */
 };
 
 #endif

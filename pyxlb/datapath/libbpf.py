@@ -18,6 +18,7 @@ BPF_ANY = 0
 BPF_NOEXIST = 1
 BPF_EXIST = 2
 
+BPF_MAP_TYPE_ARRAY = 2
 BPF_XDP = 37  # enum bpf_attach_type
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # enum xdp_action
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
@@ -58,6 +59,12 @@ class _TestRunOpts(ctypes.Structure):
     ]
 
 
+class _BatchOpts(ctypes.Structure):
+    # struct bpf_map_batch_opts (libbpf's bpf.h).
+    _fields_ = [("sz", ctypes.c_size_t), ("elem_flags", ctypes.c_uint64),
+                ("flags", ctypes.c_uint64)]
+
+
 class _LinkCreateOpts(ctypes.Structure):
     # The leading fields of struct bpf_link_create_opts; libbpf accepts a
     # shorter struct than its own (opts->sz tells it how much we know).
@@ -71,6 +78,13 @@ _lib.bpf_map_update_elem.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_voi
                                      ctypes.c_uint64]
 _lib.bpf_map_delete_elem.argtypes = [ctypes.c_int, ctypes.c_void_p]
 _lib.bpf_map_get_next_key.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+_lib.bpf_map_lookup_batch.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                     ctypes.c_void_p, ctypes.c_void_p,
+                                     ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]
+_lib.bpf_map_update_batch.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                     ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p]
+_lib.bpf_map_create.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
+                               ctypes.c_uint32, ctypes.c_void_p]
 _lib.bpf_link_update.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
 _lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
 _lib.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -84,6 +98,13 @@ def obj_get(path: str) -> int:
 
 def obj_pin(fd: int, path: str) -> None:
     _check(_lib.bpf_obj_pin(fd, path.encode()), f"pin at {path}")
+
+
+def map_create(map_type: int, name: str, key_size: int, value_size: int,
+               max_entries: int) -> int:
+    """Creates an anonymous map; the caller owns (and closes) the fd."""
+    return _check(_lib.bpf_map_create(map_type, name.encode(), key_size, value_size,
+                                      max_entries, None), f"create map {name}")
 
 
 def map_lookup(fd: int, key: ctypes.Array | ctypes.Structure, value) -> bool:
@@ -106,6 +127,30 @@ def map_delete(fd: int, key) -> bool:
         return False
     _check(ret, "map delete")
     return True
+
+
+def map_lookup_batch(fd: int, keys: ctypes.Array, values: ctypes.Array) -> int:
+    """Fills keys and values from the start of the map in one call, as many
+    as they hold; returns how many it filled."""
+    token = ctypes.c_uint32()
+    count = ctypes.c_uint32(len(keys))
+    ret = _lib.bpf_map_lookup_batch(fd, None, ctypes.byref(token), keys, values,
+                                    ctypes.byref(count), None)
+    if ret != -errno.ENOENT:  # ENOENT: the map ended before the buffers did
+        _check(ret, "map batch lookup")
+    return count.value
+
+
+def map_update_batch(fd: int, keys: ctypes.Array, values: ctypes.Array,
+                     flags: int = BPF_ANY) -> None:
+    """Writes len(keys) entries in one call; each entry is replaced
+    atomically, not the batch."""
+    if not len(keys):
+        return
+    opts = _BatchOpts(sz=ctypes.sizeof(_BatchOpts), elem_flags=flags)
+    count = ctypes.c_uint32(len(keys))
+    _check(_lib.bpf_map_update_batch(fd, keys, values, ctypes.byref(count),
+                                     ctypes.byref(opts)), "map batch update")
 
 
 def map_next_key(fd: int, key, next_key) -> bool:
@@ -138,8 +183,19 @@ class TestRun:
     duration_ns: int
 
 
-def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> TestRun:
-    """Runs a loaded program on one packet with BPF_PROG_TEST_RUN."""
+class _XdpMd(ctypes.Structure):
+    # struct xdp_md, the context an XDP test run may be given.
+    _fields_ = [("data", ctypes.c_uint32), ("data_end", ctypes.c_uint32),
+                ("data_meta", ctypes.c_uint32), ("ingress_ifindex", ctypes.c_uint32),
+                ("rx_queue_index", ctypes.c_uint32), ("egress_ifindex", ctypes.c_uint32)]
+
+
+def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1,
+                  ingress_ifindex: int = 0) -> TestRun:
+    """Runs a loaded program on one packet with BPF_PROG_TEST_RUN. With
+    ingress_ifindex (an interface of the calling thread's network namespace)
+    the packet comes in there, so bpf_fib_lookup sees that namespace's
+    routes; without, it comes in on its loopback."""
     data_in = ctypes.create_string_buffer(packet, len(packet))
     data_out = ctypes.create_string_buffer(len(packet) + 512)
     opts = _TestRunOpts(
@@ -150,6 +206,10 @@ def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> TestRun:
         data_size_out=len(data_out),
         repeat=repeat,
     )
+    if ingress_ifindex:
+        ctx = _XdpMd(data_end=len(packet), ingress_ifindex=ingress_ifindex)
+        opts.ctx_in = ctypes.cast(ctypes.byref(ctx), ctypes.c_void_p)
+        opts.ctx_size_in = ctypes.sizeof(ctx)
     _check(_lib.bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)), "BPF_PROG_TEST_RUN")
     return TestRun(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
 

@@ -140,8 +140,8 @@ def _format_address(raw: bytes) -> str:
 
 
 def decode(obj: Any) -> Any:
-    """Plain data for a ctypes key or value: `addr` byte arrays become
-    addresses, `last_*_ns` monotonic timestamps become ages in seconds, and
+    """Plain data for a ctypes key or value: `addr` and `*_addr` byte arrays
+    become addresses, `last_*_ns` monotonic timestamps become ages in seconds, and
     the `__pad*` fields BCC describes for alignment are left out."""
     if isinstance(obj, int | float):
         return obj
@@ -155,7 +155,7 @@ def decode(obj: Any) -> Any:
         if name.startswith("__pad"):
             continue
         value = getattr(obj, name)
-        if name == "addr":
+        if name == "addr" or name.endswith("_addr"):
             out[name] = _format_address(bytes(value))
         elif name.startswith("last_") and name.endswith("_ns"):
             out[name.removesuffix("_ns") + "_ago_s"] = (

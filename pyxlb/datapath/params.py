@@ -35,7 +35,9 @@ REJECT_RULES = {"conn_rate_gt": "reject_conn_rate", "http_err_rate_gt": "reject_
 class DpParams:
     """Periods and expiry in ms (0: the rate is not stored, entries never
     expire). A `*_gt` threshold N enforces `reject if { src_X gt N }`; None
-    enforces nothing. `now_ms_override`, when non-zero, is the clock (tests)."""
+    enforces nothing. With `tracked_ports_only`, counting and rules apply to
+    SYNs for the tracked frontends' binds (pyxlb.datapath.ports) only; without,
+    to SYNs for any port. `now_ms_override`, when non-zero, is the clock (tests)."""
 
     expire_ms: int = 0
     conn_rate_period: int = 0
@@ -46,6 +48,7 @@ class DpParams:
     conn_rate_gt: int | None = None
     http_err_rate_gt: int | None = None
     gpc0_gt: int | None = None
+    tracked_ports_only: bool = False
     now_ms_override: int = 0
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ def read(params_map: BpfMap) -> DpParams:
         setting = getattr(value, name)
         if name in REJECT_RULES:
             setting = setting if getattr(value, REJECT_RULES[name]) else None
-        elif name == "count_syns":
+        elif name in ("count_syns", "tracked_ports_only"):
             setting = bool(setting)
         fields[name] = setting
     return DpParams(**fields)

@@ -3,15 +3,22 @@ for BPF_PROG_TEST_RUN tests."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from pyxlb.datapath import libbpf, params
+from pyxlb.datapath import libbpf, params, ports
 from pyxlb.datapath.build import APPLY_ENTRY, compile_program, load_entry, map_layouts
 from pyxlb.datapath.maps import BpfMap, decode, encode_address, fold_percpu
+from pyxlb.datapath.services import MAP_NAMES, L4Maps
 from pyxlb.datapath.src_track import SrcTrack
 
 
@@ -21,9 +28,16 @@ class LoadedProgram:
     prog_fd: int
     apply_fd: int
     maps: dict[str, BpfMap]
+    # Where test runs' packets come in (an interface of the namespace the
+    # test entered); 0: the loopback of the current namespace.
+    ingress_ifindex: int = 0
 
     def run(self, packet: bytes, repeat: int = 1) -> libbpf.TestRun:
-        return libbpf.prog_test_run(self.prog_fd, packet, repeat)
+        return libbpf.prog_test_run(self.prog_fd, packet, repeat, self.ingress_ifindex)
+
+    @property
+    def l4(self) -> L4Maps:
+        return L4Maps({name: self.maps[name] for name in MAP_NAMES})
 
     def source(self, address: str) -> dict | None:
         """The folded src_stats entry for an address, or None."""
@@ -44,14 +58,23 @@ class LoadedProgram:
 
     def reset(self) -> None:
         """Empties every map, so each test starts from nothing."""
-        for table in self.maps.values():
-            if table.type_name.endswith("array"):
-                buf = table._value_buffer()
-                for key in list(table.keys()):
-                    libbpf.map_update(table.fd, key, buf)
+        for name, table in self.maps.items():
+            if name == "maglev_table":
+                continue  # the shape of the tables `maglev` holds: never written
+            if name == "ports":  # 65536 entries, a few set: only those are written
+                ports.update_flags(table, 0xFF, {})
+            elif table.type_name in ("array", "percpu_array"):
+                libbpf.map_update_batch(table.fd, *_array_zeros(
+                    table.max_entries, ctypes.sizeof(table._value_buffer())))
             else:
                 for key in list(table.keys()):
                     libbpf.map_delete(table.fd, key)
+
+
+@functools.cache
+def _array_zeros(count: int, value_size: int) -> tuple[ctypes.Array, ctypes.Array]:
+    """Every key of an array map and a zero value for each, for one batch update."""
+    return (ctypes.c_uint32 * count)(*range(count)), (ctypes.c_ubyte * (value_size * count))()
 
 
 def load_program(defines: dict[str, str] | None = None) -> LoadedProgram:
@@ -86,3 +109,86 @@ def xdp_small_table(xdp_small_table_program: LoadedProgram) -> LoadedProgram:
     """The program built with a 256-entry src_track, emptied."""
     xdp_small_table_program.reset()
     return xdp_small_table_program
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@dataclass
+class TestNet:
+    """A network namespace of the test's own, with routes and neighbours set
+    up, so that bpf_fib_lookup answers the same on every machine."""
+
+    name: str
+
+    def ifindex(self, iface: str) -> int:
+        with self.entered():
+            return socket.if_nametoindex(iface)
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        """Moves this thread into the namespace for the block (test runs
+        resolve their ingress interface in the caller's namespace)."""
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), f"setns into {self.name}")
+            try:
+                yield
+            finally:
+                if _libc.setns(home, CLONE_NEWNET):
+                    raise OSError(ctypes.get_errno(), "setns back home")
+        finally:
+            os.close(home)
+            os.close(target)
+
+
+# The balancer's side of two links; clients and servers are only neighbour
+# entries. 10.111.0.29 has none (a next hop whose MAC is unknown).
+TEST_NET_SETUP = """
+link add lb0 address 02:00:00:00:00:02 type veth peer name lb0p
+link add lb1 address 02:00:00:00:01:02 type veth peer name lb1p
+link set lb0 up
+link set lb0p up
+link set lb1 up
+link set lb1p up
+addr add 10.111.0.2/24 dev lb0
+addr add fd00:111::2/64 dev lb0 nodad
+addr add 10.112.0.2/24 dev lb1
+neigh add 10.111.0.10 lladdr 02:00:00:00:00:0a dev lb0 nud permanent
+neigh add 10.111.0.21 lladdr 02:00:00:00:00:21 dev lb0 nud permanent
+neigh add 10.111.0.22 lladdr 02:00:00:00:00:22 dev lb0 nud permanent
+neigh add 10.111.0.23 lladdr 02:00:00:00:00:23 dev lb0 nud permanent
+neigh add 10.112.0.21 lladdr 02:00:00:00:01:21 dev lb1 nud permanent
+neigh add fd00:111::10 lladdr 02:00:00:00:00:0a dev lb0 nud permanent
+neigh add fd00:111::21 lladdr 02:00:00:00:00:21 dev lb0 nud permanent
+"""
+
+
+@pytest.fixture(scope="session")
+def test_net() -> Iterator[TestNet]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    name = f"pyxlb-dp-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "-batch", "-"], input=TEST_NET_SETUP.strip() + "\n",
+                       text=True, check=True)
+        for sysctl in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", sysctl], check=True)
+        yield TestNet(name)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def xdp_in_net(xdp: LoadedProgram, test_net: TestNet) -> Iterator[LoadedProgram]:
+    """The emptied program, its test runs coming in on lb0 of test_net."""
+    with test_net.entered():
+        xdp.ingress_ifindex = socket.if_nametoindex("lb0")
+        try:
+            yield xdp
+        finally:
+            xdp.ingress_ifindex = 0

@@ -1,0 +1,419 @@
+"""Layer-4 services with full NAT in XDP, one BPF_PROG_TEST_RUN per row: a
+crafted packet and the maps as pyxlb.datapath.services writes them; then the
+verdict, the packet that leaves (checksums checked by scapy recomputing them
+from scratch) and the maps.
+
+Packets come in on lb0 of the test's own namespace (conftest.TEST_NET_SETUP),
+so bpf_fib_lookup answers from routes and neighbours the test chose."""
+
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP, IPOption_RR
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Packet
+
+from pyxlb.datapath import cidr_lists, services
+from pyxlb.datapath.libbpf import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
+from pyxlb.datapath.services import Backend, Service
+
+LB_MAC, CLIENT_MAC = "02:00:00:00:00:02", "02:00:00:00:00:0a"
+CLIENT, CLIENT6 = "10.111.0.10", "fd00:111::10"
+VIP, VIP6 = "10.111.0.100", "fd00:111::100"
+SNAT, SNAT6 = "10.111.0.2", "fd00:111::2"
+SERVERS = {"10.111.0.21": "02:00:00:00:00:21", "10.111.0.22": "02:00:00:00:00:22",
+           "10.111.0.23": "02:00:00:00:00:23", "10.112.0.21": "02:00:00:00:01:21",
+           "fd00:111::21": "02:00:00:00:00:21"}
+NAT_PORTS = range(40000, 50000)
+WEB = Service(VIP, 80, SNAT, tuple(Backend(a, 8080) for a in
+                                   ("10.111.0.21", "10.111.0.22", "10.111.0.23")))
+
+
+def client_packet(l4: Packet, src: str = CLIENT, dst: str = VIP) -> Ether:
+    ip = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
+    return Ether(src=CLIENT_MAC, dst=LB_MAC) / ip / l4
+
+
+def syn(sport: int = 40123, **kw) -> Ether:
+    return client_packet(TCP(sport=sport, dport=80, flags="S", seq=1000), **kw)
+
+
+def serve(xdp, *svcs: Service, nat_ports: range = NAT_PORTS) -> services.Plan:
+    return services.apply(xdp.l4, list(svcs), nat_ports)
+
+
+def expected_nat(xdp, plan: services.Plan, packet: Ether) -> tuple[str, int, int]:
+    """(server address, server port, NAT port) the twin of the kernel's hash
+    picks for a new flow."""
+    ip = packet[IPv6] if IPv6 in packet else packet[IP]
+    l4 = packet[TCP] if TCP in packet else packet[UDP]
+    proto = "tcp" if TCP in packet else "udp"
+    key = services.flow_key(xdp.maps["conntrack"].layout.key_type, ip.src, ip.dst,
+                            l4.sport, l4.dport, proto)
+    hash_ = services.flow_hash(bytes(key))
+    sid, _ = plan.services[(ip.dst, l4.dport, proto)]
+    number = plan.tables[sid][hash_ % len(plan.tables[sid])]
+    backend = plan.backends[number]
+    return backend.addr, backend.port, services.nat_port(hash_, NAT_PORTS)
+
+
+def rewritten(packet: Ether, src: str, sport: int, dst: str, dport: int,
+              smac: str | None, dmac: str | None) -> bytes:
+    """`packet` as it should leave, with checksums scapy computes afresh."""
+    out = Ether(bytes(packet))
+    if smac:
+        out.src, out.dst = smac, dmac
+    ip = out[IPv6] if IPv6 in out else out[IP]
+    ip.src, ip.dst = src, dst
+    if IP in out:
+        del ip.chksum
+    l4 = out[TCP] if TCP in out else out[UDP]
+    l4.sport, l4.dport = sport, dport
+    if TCP in out or l4.chksum != 0:
+        del l4.chksum
+    return bytes(out)
+
+
+def checksums_hold(frame: bytes) -> bool:
+    """Whether every checksum in `frame` is the one computed from scratch."""
+    fresh = Ether(frame)
+    for layer in (IP, TCP, UDP):
+        if layer in fresh and not (layer is UDP and fresh[UDP].chksum == 0):
+            del fresh[layer].chksum
+    return bytes(fresh) == frame
+
+
+def reply_from(server: str, sport: int, nat_port: int, flags: str = "SA") -> Ether:
+    ip = IPv6(src=server, dst=SNAT6) if ":" in server else IP(src=server, dst=SNAT)
+    return (Ether(src=SERVERS[server], dst=LB_MAC) / ip /
+            TCP(sport=sport, dport=nat_port, flags=flags, seq=5000, ack=1001))
+
+
+def only(table) -> tuple[dict, dict]:
+    [(key, value)] = table.decoded_items()
+    return key, value
+
+
+def test_a_syn_is_sent_to_its_maglev_server_with_full_nat(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    packet = syn()
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX  # the server is on the link it came in on
+    assert result.data_out == rewritten(packet, SNAT, nat_port, server, port,
+                                        LB_MAC, SERVERS[server])
+    key, conn = only(xdp.maps["conntrack"])
+    assert key == {"src_addr": CLIENT, "dst_addr": VIP, "sport": 40123, "dport": 80, "proto": 6}
+    assert (conn["out_src_addr"], conn["out_sport"]) == (SNAT, nat_port)
+    assert (conn["out_dst_addr"], conn["out_dport"], conn["state"]) == (server, port, 0)
+    key, back = only(xdp.maps["nat_reverse"])
+    assert key == {"src_addr": server, "dst_addr": SNAT, "sport": port, "dport": nat_port,
+                   "proto": 6}
+    assert (back["out_src_addr"], back["out_sport"]) == (VIP, 80)
+    assert (back["out_dst_addr"], back["out_dport"]) == (CLIENT, 40123)
+    counters = xdp.counters()
+    assert (counters["l4_new_flows"], counters["l4_forwarded"], counters["l4_tx"]) == (1, 1, 1)
+    [stats] = services.stats(xdp.l4)
+    assert (stats["new_flows"], stats["packets"], stats["bytes"]) == (1, 1, len(packet))
+    picked = [b for b in stats["backends"] if b["server"] == f"{server}:{port}"]
+    assert picked[0]["new_flows"] == picked[0]["packets"] == 1
+
+
+def test_later_packets_of_the_flow_hit_conntrack(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    first = xdp.run(bytes(syn())).data_out
+    data = client_packet(TCP(sport=40123, dport=80, flags="PA", seq=1001, ack=5001) / b"GET /")
+    server, port, nat_port = expected_nat(xdp, plan, syn())
+    result = xdp.run(bytes(data))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(data, SNAT, nat_port, server, port,
+                                        LB_MAC, SERVERS[server])
+    assert Ether(first)[IP].dst == server
+    assert xdp.counters()["l4_new_flows"] == 1
+    assert xdp.counters()["l4_forwarded"] == 2
+    assert len(xdp.maps["conntrack"]) == len(xdp.maps["nat_reverse"]) == 1
+
+
+def test_a_servers_reply_goes_back_to_the_client_from_the_vip(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, port, nat_port = expected_nat(xdp, plan, syn())
+    xdp.run(bytes(syn()))
+    reply = reply_from(server, port, nat_port)
+    result = xdp.run(bytes(reply))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(reply, VIP, 80, CLIENT, 40123, LB_MAC, CLIENT_MAC)
+    assert xdp.counters()["l4_replied"] == 1
+    [stats] = services.stats(xdp.l4)
+    assert (stats["reply_packets"], stats["reply_bytes"]) == (1, len(reply))
+
+
+def test_a_reply_to_a_nat_port_without_a_flow_passes_untouched(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    stray = bytes(reply_from("10.111.0.21", 8080, 40001))
+    result = xdp.run(stray)
+    assert (result.retval, result.data_out) == (XDP_PASS, stray)
+    assert xdp.counters()["l4_replied"] == 0
+
+
+@pytest.mark.parametrize("packet", [
+    pytest.param(client_packet(TCP(sport=1, dport=80, flags="S", options=[
+        ("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0)), ("WScale", 7)])),
+        id="tcp-options"),
+    pytest.param(client_packet(TCP(sport=65535, dport=80, flags="S") / (b"\xff" * 33)),
+                 id="odd-payload"),
+    pytest.param(Ether(src=CLIENT_MAC, dst=LB_MAC) / IP(src=CLIENT, dst=VIP,
+                                                        options=[IPOption_RR()]) /
+                 TCP(sport=5555, dport=80, flags="S"), id="ip-options"),
+    pytest.param(Ether(src=CLIENT_MAC, dst=LB_MAC) / Dot1Q(vlan=7) / IP(src=CLIENT, dst=VIP) /
+                 TCP(sport=5556, dport=80, flags="S"), id="vlan"),
+    pytest.param(client_packet(TCP(sport=40123, dport=80, flags="S"), src="10.255.255.255"),
+                 id="high-address"),
+])
+def test_checksums_are_those_computed_from_scratch(xdp_in_net, packet):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval in (XDP_TX, XDP_PASS)
+    out = Ether(result.data_out)
+    assert (out[IP].src, out[IP].dst, out[TCP].sport, out[TCP].dport) == (
+        SNAT, server, nat_port, port)
+    assert checksums_hold(result.data_out)
+    assert out[TCP].payload == packet[TCP].payload
+
+
+def test_ipv6_flows_are_translated_both_ways(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP6, 443, SNAT6, (Backend("fd00:111::21", 8443),)))
+    packet = client_packet(TCP(sport=41000, dport=443, flags="S") / b"x", CLIENT6, VIP6)
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(packet, SNAT6, nat_port, server, port,
+                                        LB_MAC, SERVERS[server])
+    reply = reply_from(server, port, nat_port)
+    result = xdp.run(bytes(reply))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(reply, VIP6, 443, CLIENT6, 41000, LB_MAC, CLIENT_MAC)
+    assert checksums_hold(result.data_out)
+
+
+@pytest.mark.parametrize("checksum", [None, 0], ids=["with-checksum", "without-checksum"])
+def test_udp_flows_are_translated_both_ways(xdp_in_net, checksum):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 53, SNAT, WEB.backends, proto="udp"))
+    packet = client_packet(UDP(sport=5353, dport=53, chksum=checksum) / b"query")
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(packet, SNAT, nat_port, server, 8080,
+                                        LB_MAC, SERVERS[server])
+    assert (Ether(result.data_out)[UDP].chksum == 0) == (checksum == 0)
+    reply = (Ether(src=SERVERS[server], dst=LB_MAC) / IP(src=server, dst=SNAT) /
+             UDP(sport=port, dport=nat_port, chksum=checksum) / b"answer")
+    result = xdp.run(bytes(reply))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(reply, VIP, 53, CLIENT, 5353, LB_MAC, CLIENT_MAC)
+
+
+def test_flows_keep_their_server_when_the_table_changes(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    flows = [syn(sport) for sport in range(20000, 20060)]
+    first = {f[TCP].sport: Ether(xdp.run(bytes(f)).data_out)[IP].dst for f in flows}
+    assert set(first.values()) == set(SERVERS) - {"10.112.0.21", "fd00:111::21"}
+    gone = "10.111.0.21"
+    plan = serve(xdp, Service(VIP, 80, SNAT, tuple(b for b in WEB.backends if b.addr != gone)))
+    for f in flows:
+        ack = client_packet(TCP(sport=f[TCP].sport, dport=80, flags="A"))
+        assert Ether(xdp.run(bytes(ack)).data_out)[IP].dst == first[f[TCP].sport]
+    for sport in range(30000, 30060):
+        new = Ether(xdp.run(bytes(syn(sport))).data_out)
+        assert new[IP].dst != gone
+        assert new[IP].dst == expected_nat(xdp, plan, syn(sport))[0]
+    assert xdp.counters()["l4_new_flows"] == 120
+
+
+def test_fin_and_rst_are_noted_and_shorten_the_flows_life(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    for sport in (1001, 1002, 1003):
+        xdp.run(bytes(syn(sport)))
+    xdp.run(bytes(client_packet(TCP(sport=1001, dport=80, flags="FA"))))
+    server, port, nat_port = expected_nat(xdp, plan, syn(1001))
+    xdp.run(bytes(reply_from(server, port, nat_port, "FA")))
+    xdp.run(bytes(client_packet(TCP(sport=1002, dport=80, flags="R"))))
+    states = {k["sport"]: v["state"] for k, v in xdp.maps["conntrack"].decoded_items()}
+    assert states == {1001: services.CONN_FIN, 1002: services.CONN_RST, 1003: 0}
+    last_seen = max(c.last_seen_ns for _, c in xdp.maps["conntrack"].items())
+    # 11 s later the closed flows have gone; the open one stays for 15 min.
+    result = services.sweep(xdp.l4, now_ns=last_seen + 11 * 10**9)
+    assert (result.flows, result.orphans) == (2, 0)
+    assert [k["sport"] for k, _ in xdp.maps["conntrack"].decoded_items()] == [1003]
+    assert len(xdp.maps["nat_reverse"]) == 1
+    assert services.sweep(xdp.l4, now_ns=last_seen + 899 * 10**9).flows == 0
+    assert services.sweep(xdp.l4, now_ns=last_seen + 901 * 10**9).flows == 1
+    assert len(xdp.maps["nat_reverse"]) == 0
+
+
+def test_a_flow_is_seen_on_the_clock_the_sweeper_reads(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    before = services.coarse_now_ns()
+    xdp.run(bytes(syn()))
+    [(_, conn)] = xdp.maps["conntrack"].items()
+    assert before <= conn.last_seen_ns <= services.coarse_now_ns()
+    assert services.sweep(xdp.l4) == services.SweepResult(0, 0)
+    # Idle for longer than a 0 s timeout once the coarse clock ticks.
+    deadline = conn.last_seen_ns + 50_000_000
+    while services.coarse_now_ns() <= conn.last_seen_ns and services.coarse_now_ns() < deadline:
+        pass
+    assert services.sweep(xdp.l4, services.Timeouts(tcp=0)) == services.SweepResult(1, 0)
+
+
+def test_a_syn_reusing_a_closed_flows_ports_is_a_new_flow(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    xdp.run(bytes(syn()))
+    xdp.run(bytes(client_packet(TCP(sport=40123, dport=80, flags="R"))))
+    assert xdp.run(bytes(syn())).retval == XDP_TX
+    [(_, conn)] = xdp.maps["conntrack"].decoded_items()
+    assert conn["state"] == 0
+    assert xdp.counters()["l4_new_flows"] == 2
+    # The old reply entry held the first NAT port, so the new flow took the next.
+    assert sorted(k["dport"] for k, _ in xdp.maps["nat_reverse"].decoded_items())[1] == \
+        sorted(k["dport"] for k, _ in xdp.maps["nat_reverse"].decoded_items())[0] + 1
+
+
+def test_a_retransmitted_syn_stays_on_its_flow(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    assert xdp.run(bytes(syn())).data_out == xdp.run(bytes(syn())).data_out
+    assert xdp.counters()["l4_new_flows"] == 1
+
+
+@pytest.mark.parametrize("packet", [
+    pytest.param(client_packet(TCP(sport=1234, dport=81, flags="S")), id="other-port"),
+    pytest.param(client_packet(TCP(sport=1234, dport=80, flags="S"), dst="10.111.0.101"),
+                 id="other-address"),
+    pytest.param(client_packet(UDP(sport=1234, dport=80)), id="other-protocol"),
+    pytest.param(reply_from("10.111.0.21", 8080, 39999), id="below-the-nat-ports"),
+])
+def test_traffic_for_no_service_passes_untouched(xdp_in_net, packet):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    result = xdp.run(bytes(packet))
+    assert (result.retval, result.data_out) == (XDP_PASS, bytes(packet))
+    assert len(xdp.maps["conntrack"]) == 0
+    assert xdp.counters()["tracked"] == 1  # counted like any traffic for the stack
+
+
+def test_a_mid_flow_packet_without_a_flow_goes_to_the_stack(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    ack = bytes(client_packet(TCP(sport=1234, dport=80, flags="A")))
+    result = xdp.run(ack)
+    assert (result.retval, result.data_out) == (XDP_PASS, ack)
+    assert xdp.counters()["l4_no_conn"] == 1
+    assert len(xdp.maps["conntrack"]) == 0
+
+
+def test_a_service_without_a_live_server_passes_new_flows(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, Service(VIP, 80, SNAT, tuple(Backend(b.addr, 8080, state="down")
+                                            for b in WEB.backends)))
+    packet = bytes(syn())
+    assert xdp.run(packet).data_out == packet
+    assert xdp.counters()["l4_no_backend"] == 1
+    [stats] = services.stats(xdp.l4)
+    assert (stats["new_flows"], stats["failed_flows"]) == (0, 1)
+
+
+def test_when_every_nat_port_is_taken_new_flows_pass(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, Service(VIP, 80, SNAT, (Backend("10.111.0.21", 8080),)),
+          nat_ports=range(40000, 40002))
+    verdicts = [xdp.run(bytes(syn(sport))).retval for sport in (1, 2, 3)]
+    assert verdicts == [XDP_TX, XDP_TX, XDP_PASS]
+    assert xdp.counters()["l4_no_nat_port"] == 1
+    assert sorted(k["dport"] for k, _ in xdp.maps["nat_reverse"].decoded_items()) == [40000,
+                                                                                      40001]
+
+
+def test_a_server_behind_another_interface_is_a_redirect(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 80, "10.112.0.2", (Backend("10.112.0.21", 8080),)))
+    packet = syn()
+    _, _, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_REDIRECT
+    assert result.data_out == rewritten(packet, "10.112.0.2", nat_port, "10.112.0.21", 8080,
+                                        "02:00:00:00:01:02", "02:00:00:00:01:21")
+    assert xdp.counters()["l4_redirected"] == 1
+
+
+def test_a_next_hop_without_a_neighbour_entry_goes_to_the_stack_rewritten(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 80, SNAT, (Backend("10.111.0.29", 8080),)))
+    packet = syn()
+    _, _, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_PASS
+    assert result.data_out == rewritten(packet, SNAT, nat_port, "10.111.0.29", 8080, None, None)
+    assert xdp.counters()["fib_no_neigh"] == 1
+
+
+def test_without_forwarding_the_rewritten_packet_goes_to_the_stack(xdp):
+    # Test runs in the host's namespace come in on its loopback, where the
+    # FIB lookup refuses to forward.
+    plan = serve(xdp, WEB)
+    packet = syn()
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_PASS
+    assert result.data_out == rewritten(packet, SNAT, nat_port, server, port, None, None)
+    assert xdp.counters()["fib_failed"] == 1
+
+
+def test_fragments_to_a_service_are_not_balanced(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    frag = bytes(Ether(src=CLIENT_MAC, dst=LB_MAC) / IP(src=CLIENT, dst=VIP, flags="MF") /
+                 TCP(sport=1, dport=80, flags="S"))
+    assert xdp.run(frag).data_out == frag
+    assert xdp.counters()["l4_fragments"] == 1
+    assert len(xdp.maps["conntrack"]) == 0
+
+
+def test_a_blocked_client_never_reaches_the_service(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    cidr_lists.add(xdp.maps["block_list"], cidr_lists.parse_network(CLIENT))
+    assert xdp.run(bytes(syn())).retval == XDP_DROP
+    assert len(xdp.maps["conntrack"]) == 0
+
+
+def test_roundrobin_gives_new_flows_to_the_servers_in_turn(xdp_in_net):
+    xdp = xdp_in_net
+    rr = Service(VIP, 80, SNAT, WEB.backends, algorithm="roundrobin")
+    serve(xdp, rr)
+    servers = [Ether(xdp.run(bytes(syn(sport))).data_out)[IP].dst for sport in range(1, 8)]
+    assert servers == ["10.111.0.21", "10.111.0.22", "10.111.0.23"] * 2 + ["10.111.0.21"]
+    # Known flows stay put, and do not take a turn.
+    assert Ether(xdp.run(bytes(syn(1))).data_out)[IP].dst == "10.111.0.21"
+    # Rewriting the same services keeps the turn where it is.
+    serve(xdp, rr)
+    assert Ether(xdp.run(bytes(syn(8))).data_out)[IP].dst == "10.111.0.22"
+
+
+def test_ipv6_to_an_ipv4_mapped_vip_is_not_taken_for_ipv4(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    packet = bytes(client_packet(TCP(sport=1, dport=80, flags="S"), CLIENT6, f"::ffff:{VIP}"))
+    assert xdp.run(packet).data_out == packet
+    assert len(xdp.maps["conntrack"]) == 0
