@@ -24,7 +24,9 @@ apt_install() {
         apt_updated=1
     fi
     say "installing $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # debconf notes that apt-utils is absent on minimal images; nothing to act on.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+        2> >(grep -v "^debconf: delaying package configuration" >&2) >/dev/null
 }
 
 missing=()
