@@ -9,8 +9,11 @@ forwarded as they arrive in both directions, with back-pressure: a full client
 write buffer pauses reading from the server, a full server write buffer pauses
 reading from the client.
 
-Processing order follows HAProxy's http_process_req_common as far as it exists
-here: stats, then default_backend.
+Processing order follows HAProxy's http_process_req_common: a frontend with
+rules (http-request, redirect, use_backend, or a backend's http-request rules) runs
+them through ``rules.engine.RuleEngine`` once the head is parsed, which answers the
+request (deny, auth, redirect), asks for the stats page, or names the backend and
+rewrites the head; a frontend without rules goes to stats, then default_backend.
 
 Each proxied exchange holds its server from the pick until it leaves it (response
 done, failure, or either side gone): ``acquire`` and ``release`` bracket that, for
@@ -26,6 +29,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterable, Mapping
+from ipaddress import ip_address
 from typing import Any, cast
 
 from httptools import (
@@ -45,6 +49,7 @@ from pyxlb.l7.http1 import (
     MAX_HEAD,
     SPECIAL_HEADERS,
     TRANSFER_ENCODING,
+    UPGRADE,
     chunk,
     connection_line,
     header_line,
@@ -55,6 +60,8 @@ from pyxlb.l7.http1 import (
     version_bytes,
 )
 from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response, stats_response
+from pyxlb.l7.rules.acl import RequestView
+from pyxlb.l7.rules.engine import RuleEngine
 from pyxlb.l7.timers import IdleTimer
 from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
 from pyxlb.stats.counters import FrontendStats, StatsRegistry
@@ -77,12 +84,12 @@ class Frontend:
     __slots__ = (
         "name", "backend", "stats", "registry", "stats_uri", "stats_csv_uri",
         "forwardfor", "server_close", "client_timeout", "loop", "connections",
-        "need", "key_header",
+        "need", "key_header", "rules", "upstreams", "options",
     )
 
     def __init__(
         self, config: Any, upstreams: Upstreams, registry: StatsRegistry,
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop, rules: RuleEngine | None = None,
     ) -> None:
         if getattr(config, "mode", "http") != "http":
             raise ValueError(f"frontend {config.name}: the l7 tier serves mode http only")
@@ -102,8 +109,12 @@ class Frontend:
         uri = config.stats_uri
         self.stats_uri: bytes | None = uri.encode("latin-1") if uri else None
         self.stats_csv_uri: str | None = f"{uri};csv" if uri else None
+        # None: no rules, every request goes to ``backend`` (the default_backend).
+        self.rules = rules
+        self.upstreams = upstreams
         # Both options work from either side of the proxy, as in HAProxy.
         options = frozenset(config.options or ())
+        self.options = options
         if self.backend is not None:
             options |= self.backend.options
         self.forwardfor = "forwardfor" in options
@@ -114,7 +125,7 @@ class Frontend:
 
 
 # Exchange kinds.
-PROXY, STATS, BAD = 0, 1, 2
+PROXY, STATS, BAD, ANSWER = 0, 1, 2, 3
 
 
 class Exchange:
@@ -124,7 +135,7 @@ class Exchange:
         "kind", "version", "keep_alive", "head_only", "chunked", "csv", "streams", "started",
         "pending", "pending_size", "request_done", "response_started", "response_done",
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
-        "key", "backend", "server",
+        "key", "backend", "server", "route", "answer",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -154,6 +165,10 @@ class Exchange:
         self.key: bytes | None = None
         self.backend: Backend | None = None
         self.server: Server | None = None
+        # Set by the rules: the backend they chose (None: the frontend's default),
+        # or the answer made instead of forwarding (kind ANSWER).
+        self.route: Backend | None = None
+        self.answer = b""
 
 
 class _Closed(Exception):
@@ -180,6 +195,9 @@ class ClientConnection(asyncio.Protocol):
         self._source_key: bytes | None = None
         self._header_key: bytes | None = None  # see _HeaderKeyed
         self._local_port = 0
+        # For frontends with rules: the client's address and the request's headers.
+        self._src: Any = None
+        self._pairs: list[tuple[bytes, bytes]] = []
         self._fresh = True  # nothing received yet
         self._timer: IdleTimer | None = None
         self._reading_paused = False
@@ -217,6 +235,10 @@ class ClientConnection(asyncio.Protocol):
                     self._xff = header_line(b"x-forwarded-for", str(peer[0]).encode("ascii"))
                 if fe.need is Need.SOURCE:
                     self._source_key = source_key(str(peer[0]))
+        if fe.rules is not None:
+            peer = transport.get_extra_info("peername")
+            if peer:
+                self._src = ip_address(peer[0].partition("%")[0])
         if fe.client_timeout is not None:
             self._timer = IdleTimer(self.loop, fe.client_timeout, self._on_idle)
 
@@ -296,6 +318,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_size = 0
+        if self.fe.rules is not None:
+            self._pairs = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -307,6 +331,8 @@ class ClientConnection(asyncio.Protocol):
             self._trailers.append(header_line(lname, value))
             return
         self._head_size += len(name) + len(value) + 4
+        if self.fe.rules is not None:
+            self._pairs.append((lname, value))
         kind = SPECIAL_HEADERS.get(lname)
         if kind is None:
             self._lines.append(lname + b": " + value + b"\r\n")
@@ -338,7 +364,9 @@ class ClientConnection(asyncio.Protocol):
         url = self._url
         head_only = method == b"HEAD"
         stats_uri = fe.stats_uri
-        if (
+        if fe.rules is not None:
+            ex = self._apply_rules(fe.rules, method, url, version, head_only)
+        elif (
             stats_uri is not None
             and (method == b"GET" or head_only)
             and url.startswith(stats_uri)
@@ -372,6 +400,59 @@ class ClientConnection(asyncio.Protocol):
         self.queue.append(ex)
         if ex.streams and len(self.queue) == 1:
             self._start(ex)
+
+    def _apply_rules(
+        self, rules: RuleEngine, method: bytes, url: bytes, version: bytes, head_only: bool
+    ) -> Exchange:
+        """The exchange for a request of a frontend with rules (see RuleEngine)."""
+        fe = self.fe
+        keep_alive = self.parser.should_keep_alive()
+        view = RequestView(method, url, version, self._pairs, self._src, self._local_port)
+        # HAProxy closes after an answer when the request body is not read yet.
+        decision = rules.decide(view, not keep_alive or self._has_body)
+        if decision.answer is not None:
+            # Not "intercepted" (stats only); HAProxy's dreq for deny has no counter yet.
+            ex = Exchange(ANSWER, version, keep_alive, head_only)
+            ex.answer = decision.answer
+            ex.close_after = decision.close
+            ex.streams = self._has_body
+            return ex
+        if decision.stats:
+            fe.stats.intercepted += 1
+            ex = Exchange(STATS, version, keep_alive, head_only)
+            assert fe.stats_uri is not None
+            ex.csv = b";csv" in url[len(fe.stats_uri):]
+            return ex
+        ex = Exchange(PROXY, version, keep_alive, head_only)
+        ex.chunked = self._chunked
+        ex.streams = self._has_body
+        backend = None if decision.backend is None else fe.upstreams.backend(decision.backend)
+        ex.route = backend
+        options = fe.options if backend is None else fe.options | backend.options
+        if backend is not None:
+            balancer = backend.balancer
+            need = balancer.need
+            if need is Need.URI:
+                ex.key = view.url
+            elif need is Need.SOURCE:
+                ex.key = None if self._src is None else source_key(str(self._src))
+            elif need is Need.HEADER:
+                wanted = balancer.header
+                ex.key = next((v for n, v in view.headers if n == wanted), None)
+        lines = self._lines
+        if decision.edited:
+            lines = [line for line in map(_forwarded_line, view.headers) if line is not None]
+        extra = b""
+        if "forwardfor" in options and self._src is not None:
+            extra = header_line(b"x-forwarded-for", str(self._src).encode("ascii"))
+        if "http-server-close" in options:
+            extra += CONNECTION_CLOSE
+        elif version == b"1.0":
+            extra += CONNECTION_KEEP_ALIVE
+        head = request_head(method, view.url, version, lines, extra)
+        ex.pending.append(head)
+        ex.pending_size = len(head)
+        return ex
 
     def on_body(self, body: bytes) -> None:
         if self.closed:
@@ -427,7 +508,15 @@ class ClientConnection(asyncio.Protocol):
             self._write(BAD_REQUEST)
             self._close()
             return
-        backend = self.fe.backend
+        if ex.kind == ANSWER:
+            self._write(ex.answer)
+            ex.response_done = True
+            if ex.close_after:
+                self._close()
+            elif ex.request_done:
+                self._finish(ex)
+            return
+        backend = ex.route or self.fe.backend
         if backend is None:
             self._generated(ex, 503)
             return
@@ -717,6 +806,19 @@ class ClientConnection(asyncio.Protocol):
         self._close()
 
 
+def _forwarded_line(header: tuple[bytes, bytes]) -> bytes | None:
+    """A header as forwarded after rewrites: as ``on_header`` treats it."""
+    lname, value = header
+    kind = SPECIAL_HEADERS.get(lname)
+    if kind is None:
+        return lname + b": " + value + b"\r\n"
+    if kind == CONNECTION:
+        return connection_line(value)
+    if kind == UPGRADE:
+        return None
+    return header_line(lname, value)
+
+
 class _HeaderKeyed(ClientConnection):
     """A client connection whose backend balances on a header (``balance hdr``):
     it also keeps the raw value of the first such header of each request. A class
@@ -740,6 +842,7 @@ async def start_frontend(
     frontend: Any,
     backends: Mapping[str, Any] | Upstreams,
     stats: StatsRegistry,
+    rules: RuleEngine | None = None,
 ) -> list[asyncio.AbstractServer]:
     """Listen on every ``bind`` of a ``mode http`` frontend and serve it.
 
@@ -748,12 +851,21 @@ async def start_frontend(
     that they share round-robin positions and server connection pools. A bind
     without an address listens on every IPv4 and IPv6 address. Listening sockets
     set SO_REUSEADDR and SO_REUSEPORT so worker processes can share them.
+
+    ``rules`` runs the frontend's and its backends' rules (``RuleEngine.needed``);
+    built here from ``backends`` when those are config backends, with no userlists
+    nor stick-table counters: callers with either pass their own.
     """
     loop = asyncio.get_running_loop()
+    if (rules is None and not isinstance(backends, Upstreams)
+            and RuleEngine.needed(frontend, backends)):
+        rules = RuleEngine(frontend, backends)
     upstreams = backends if isinstance(backends, Upstreams) else Upstreams(backends, stats)
     await upstreams.resolve(loop)
-    fe = Frontend(frontend, upstreams, stats, loop)
-    connection = _HeaderKeyed if fe.need is Need.HEADER else ClientConnection
+    fe = Frontend(frontend, upstreams, stats, loop, rules)
+    connection = (
+        _HeaderKeyed if fe.need is Need.HEADER and rules is None else ClientConnection
+    )
 
     def factory() -> ClientConnection:
         return connection(fe)

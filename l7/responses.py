@@ -78,6 +78,79 @@ def error_response(status: int, close: bool) -> bytes:
     return _GENERATED[status, close]
 
 
+# The other pages of http_err_msgs[] (src/http.c), as `http-request deny deny_status N`
+# sends them. 501's body starts with a stray '.' in HAProxy 2.6 too.
+_DENY_PAGES: Final = {
+    200: (b"200 OK", b"Service ready."),
+    400: (_BAD_REQUEST, b"Your browser sent an invalid request."),
+    401: (b"401 Unauthorized", b"You need a valid user and password to access this content."),
+    403: (b"403 Forbidden", b"Request forbidden by administrative rules."),
+    404: (b"404 Not Found", b"The resource could not be found."),
+    405: (b"405 Method Not Allowed", b"A request was made of a resource using a request "
+          b"method not supported by that resource"),
+    407: (b"407 Unauthorized", b"You need a valid user and password to access this content."),
+    408: (_TIMEOUT, b"Your browser didn't send a complete request in time."),
+    410: (b"410 Gone", b"The resource is no longer available and will not be available again."),
+    413: (b"413 Payload Too Large", b"The request entity exceeds the maximum allowed."),
+    425: (b"425 Too Early", b"Your browser sent early data."),
+    429: (b"429 Too Many Requests",
+          b"You have sent too many requests in a given amount of time."),
+    500: (b"500 Internal Server Error", b"An internal server error occurred."),
+    501: (b"501 Not Implemented", b".The server does not support the functionality "
+          b"required to fulfill the request."),
+    **_HTX_PAGES,
+}
+# HAProxy closes after these whatever the request said.
+ALWAYS_CLOSE: Final = frozenset({400, 408})
+
+_DENIED: Final = {
+    (code, close): _htx(status, _page(status, text), close or code in ALWAYS_CLOSE)
+    for code, (status, text) in _DENY_PAGES.items()
+    for close in (False, True)
+}
+
+
+def deny_response(status: int, close: bool) -> bytes:
+    """`http-request deny [deny_status N]`: HAProxy's page for N (403 by default)."""
+    return _DENIED[status, close]
+
+
+_UNAUTHORIZED_STATUS: Final = b"401 Unauthorized"
+_UNAUTHORIZED_BODY: Final = _page(_UNAUTHORIZED_STATUS, _DENY_PAGES[401][1])
+
+
+def auth_response(realm: str, close: bool) -> bytes:
+    """`http-request auth [realm R]`: 401 asking for Basic credentials."""
+    return (
+        b"HTTP/1.1 401 Unauthorized\r\n"
+        b"content-length: " + str(len(_UNAUTHORIZED_BODY)).encode() + b"\r\n"
+        b"cache-control: no-cache\r\n"
+        b"content-type: text/html\r\n"
+        b'www-authenticate: Basic realm="' + realm.encode("latin-1") + b'"\r\n'
+        + (b"connection: close\r\n" if close else b"")
+        + b"\r\n" + _UNAUTHORIZED_BODY
+    )
+
+
+_REDIRECT_STATUS: Final = {301: b"301 Moved Permanently", 302: b"302 Found",
+                           303: b"303 See Other", 307: b"307 Temporary Redirect",
+                           308: b"308 Permanent Redirect"}
+
+
+def redirect_response(code: int, location: bytes, close: bool,
+                      cookie: bytes | None = None) -> bytes:
+    """A `redirect`: empty body, `cache-control: no-cache` for the temporary codes."""
+    return (
+        b"HTTP/1.1 " + _REDIRECT_STATUS[code] + b"\r\n"
+        b"content-length: 0\r\n"
+        b"location: " + location + b"\r\n"
+        + (b"cache-control: no-cache\r\n" if code in (302, 303, 307) else b"")
+        + (b"set-cookie: " + cookie + b"\r\n" if cookie is not None else b"")
+        + (b"connection: close\r\n" if close else b"")
+        + b"\r\n"
+    )
+
+
 _STATS_HEADS: Final = {
     (ctype, close): (
         b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: " + ctype + b"\r\n"

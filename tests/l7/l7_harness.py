@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from pyxlb.config import Config, parse_text
 from pyxlb.l7.proxy import close_servers, start_frontend
+from pyxlb.l7.rules.acl import Env
+from pyxlb.l7.rules.engine import RuleEngine
 from pyxlb.l7.upstream import Observer, Upstreams
 from pyxlb.stats.counters import StatsRegistry
 
@@ -33,6 +35,7 @@ def big_body(size: int) -> bytes:
 class Backend(BaseHTTPRequestHandler):
     """A test server: says who it is in X-Server, echoes what the proxy sent.
 
+    A path containing ``/echo`` answers with the request line and headers received;
     ``/slow/<ms>`` answers after that many milliseconds; ``/status/<code>`` answers
     with that status."""
 
@@ -66,7 +69,10 @@ class Backend(BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             return
         status = 200
-        if self.path.startswith("/big/"):
+        if "/echo" in self.path:
+            # The request line and headers as the proxy sent them.
+            body = f"{self.requestline}\n{self.headers}".encode()
+        elif self.path.startswith("/big/"):
             body = big_body(int(self.path.rsplit("/", 1)[1]))
         else:
             body = f"{self.name} {self.path}\n".encode()
@@ -202,7 +208,10 @@ class RunningProxy:
         for fe in config.frontends.values():
             bind = dataclasses.replace(fe.binds[0], host="127.0.0.1", port=0)
             local = dataclasses.replace(fe, binds=[bind])
-            servers = await start_frontend(local, self.upstreams, self.registry)
+            rules = None
+            if RuleEngine.needed(fe, config.backends):
+                rules = RuleEngine(fe, config.backends, Env(userlists=config.userlists))
+            servers = await start_frontend(local, self.upstreams, self.registry, rules)
             self.port[fe.name] = servers[0].sockets[0].getsockname()[1]
             self._servers.extend(servers)
 
