@@ -23,12 +23,12 @@ from pyxlb.l7.balance.base import (
     Slot,
     pack,
 )
-from pyxlb.l7.balance.hashing import M32, Hasher, full_hash
+from pyxlb.l7.balance.hashing import M32, Hashed, Hasher, full_hash
 
 SRV_EWGHT_RANGE = 256 * BE_WEIGHT_SCALE
 
 
-class ConsistentHash(Balancer[S]):
+class ConsistentHash(Hashed, Balancer[S]):
     """``source``, ``uri`` or ``hdr(name)`` with ``hash-type consistent``.
 
     Each ring (active servers, backups) is a sorted list of ``pack()``ed points.
@@ -42,10 +42,7 @@ class ConsistentHash(Balancer[S]):
         hasher: Hasher,
         header: bytes | None = None,
     ) -> None:
-        super().__init__(servers, allbackups)
-        self.need = need
-        self.header = header
-        self._hasher = hasher
+        super().__init__(servers, allbackups, need, hasher, header)
         self._act: list[int] = []
         self._bck: list[int] = []
         self._last: int | None = None

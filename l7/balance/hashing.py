@@ -7,9 +7,11 @@ hash (then the balancer falls back to its round-robin, as HAProxy does).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyxlb.config.model import BalanceParams
+from pyxlb.l7.balance.base import Need
 
 M32 = 0xFFFFFFFF
 
@@ -152,3 +154,22 @@ def _main_domain(value: bytes) -> bytes:
         return value
     start = value.rfind(b".", 0, end - 1) + 1
     return value[start:end]
+
+
+class Hashed:
+    """What a hashing balancer keeps beside its map or ring: the key the request
+    must supply (`need`, and the header name for hdr) and the hash applied to it.
+    Mixed in before the Balancer it extends."""
+
+    def __init__(
+        self,
+        servers: Sequence[Any],
+        allbackups: bool,
+        need: Need,
+        hasher: Hasher,
+        header: bytes | None = None,
+    ) -> None:
+        super().__init__(servers, allbackups)  # type: ignore[call-arg]
+        self.need = need
+        self.header = header
+        self._hasher = hasher

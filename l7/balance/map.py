@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pyxlb.l7.balance.base import Balancer, Need, S, Slot, cdiv
-from pyxlb.l7.balance.hashing import Hasher
+from pyxlb.l7.balance.base import Balancer, S, Slot, cdiv
+from pyxlb.l7.balance.hashing import Hashed
 
 
 class StaticRoundRobin(Balancer[S]):
@@ -105,22 +105,9 @@ class StaticRoundRobin(Balancer[S]):
         self._map = the_map
 
 
-class MapHash(StaticRoundRobin[S]):
+class MapHash(Hashed, StaticRoundRobin[S]):
     """A hash on the static map: ``source``, ``uri`` or ``hdr(name)``. A request with
     nothing to hash (no such header) is served by static round-robin on the map."""
-
-    def __init__(
-        self,
-        servers: Sequence[S],
-        allbackups: bool,
-        need: Need,
-        hasher: Hasher,
-        header: bytes | None = None,
-    ) -> None:
-        super().__init__(servers, allbackups)
-        self.need = need
-        self.header = header
-        self._hasher = hasher
 
     def pick(self, key: bytes | None = None, avoid: S | None = None) -> S | None:
         tot = self._tot_weight
