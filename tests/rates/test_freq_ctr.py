@@ -233,8 +233,11 @@ def test_a_steady_stream_of_k_per_period_reads_k(
     n = k * periods_run
     for i in range(n):
         ctr.update((base + start + i * period // k) & MASK32, period)
-    # From the last event until just before the next one would come: k within one
-    # event (the division truncates; an even-tick period start can add one).
+    # From the last event until just before the next one would come: k within
+    # two events below, one above. Event times truncate (i*period//k), the read
+    # floors the weighted sum, and an even-tick period start shifts the window by
+    # one ms: together they can lose two events (k=168, period=1001 reads 166;
+    # the arithmetic itself was checked against HAProxy's C on random sequences).
     last = start + (n - 1) * period // k
     for now in range(last, start + n * period // k, max(1, period // k // 7)):
-        assert k - 1 <= ctr.read((base + now) & MASK32, period) <= k + 1
+        assert k - 2 <= ctr.read((base + now) & MASK32, period) <= k + 1
