@@ -4,23 +4,37 @@ stop on SIGTERM/SIGINT.
 The order matters: the config is read before anything touches the kernel,
 the datapath is attached before listeners open, and whatever happens after
 the attach, the finally-block takes the program off the interface again.
+Kernel-tier (`mode tcp`) proxies are layer-4 services in the datapath
+(`L4Services`): written before the instance says it is ready, rewritten on
+every server state change, their idle flows swept by a task of the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyxlb.config import Config
-from pyxlb.datapath import cidr_lists, loader, params
+from pyxlb.datapath import cidr_lists, loader, params, ports, services
 from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
-from pyxlb.kernel_rules import KernelPlan, NotCompilable, compile_config
+from pyxlb.kernel_rules import (
+    KernelPlan,
+    NotCompilable,
+    NotServable,
+    compile_config,
+    kernel_backends,
+    kernel_frontends,
+    kernel_services,
+)
 
 if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
@@ -31,9 +45,134 @@ class StartError(Exception):
     """`up` cannot start; the message says why and nothing was left behind."""
 
 
-def health_monitor(config: Config, upstreams: Callable[[], Upstreams]) -> HealthMonitor:
-    """Health checks whose verdicts drive the l7 pools and the stats page.
-    `upstreams` is a getter: the pools are built with the monitor's observer."""
+SWEEP_INTERVAL_S = 5.0
+IFA_F_DEPRECATED, IFA_F_TENTATIVE = 0x20, 0x40
+DISCARD_PORT = 9  # what a neighbour-resolving datagram is sent to
+
+
+def interface_addresses(iface: str) -> dict[int, str]:
+    """The first usable global address of `iface` per IP version, in the current
+    network namespace: a `bind *:PORT` service's VIP and the NAT source."""
+    from pyroute2 import IPRoute
+
+    found: dict[int, str] = {}
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=iface)
+        for msg in ipr.get_addr(index=index[0]) if index else ():
+            flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+            if msg["scope"] != 0 or flags & (IFA_F_DEPRECATED | IFA_F_TENTATIVE):
+                continue
+            addr = ipaddress.ip_address(msg.get_attr("IFA_ADDRESS"))
+            found.setdefault(addr.version, str(addr))
+    return found
+
+
+def resolved_neighbours(iface: str, addrs: set[str]) -> set[str]:
+    """Which of `addrs` have a neighbour entry bpf_fib_lookup can use."""
+    from pyroute2 import IPRoute
+
+    valid = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # NUD_VALID
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=iface)
+        found = {msg.get_attr("NDA_DST") for msg in ipr.get_neighbours(ifindex=index[0])
+                 if msg["state"] & valid} if index else set()
+    return {str(ipaddress.ip_address(a)) for a in found if a} & addrs
+
+
+def warm_neighbours(addrs: set[str]) -> None:
+    """Makes the kernel resolve `addrs`' MACs: XDP cannot, and without one a
+    flow's packets go to the stack instead of the server."""
+    for addr in addrs:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"", (addr, DISCARD_PORT))
+
+
+def enable_forwarding(iface: str, versions: set[int]) -> None:
+    """bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the ingress
+    device (DESIGN.md)."""
+    for version in sorted(versions):
+        path = f"/proc/sys/net/ipv{version}/conf/{iface}/forwarding"
+        with open(path) as f:
+            if f.read().strip() == "1":
+                continue
+        with open(path, "w") as f:
+            f.write("1")
+        print(f"pyxlb: turned IPv{version} forwarding on for {iface} (layer-4 services "
+              "forward through it)", flush=True)
+
+
+class L4Services:
+    """The layer-4 services of the kernel-tier proxies, kept in step with
+    their servers' health."""
+
+    def __init__(self, config: Config, instance: Instance,
+                 nat_ports: range = services.DEFAULT_NAT_PORTS) -> None:
+        self.config = config
+        self.instance = instance
+        self.nat_ports = nat_ports
+        self.backends = {be.name for be in kernel_backends(config)}
+        self.addresses: dict[int, str] = {}
+        self.maps: services.L4Maps | None = None
+        self.servers: set[str] = set()
+
+    @property
+    def wanted(self) -> bool:
+        return bool(kernel_frontends(self.config))
+
+    def start(self, up: Callable[[str, str], bool]) -> None:
+        """Writes the services with the servers' starting states; the
+        interface forwards and the NAT ports are the datapath's from now on."""
+        iface = self.instance.iface
+        self.addresses = interface_addresses(iface)
+        planned = self.plan(up)
+        enable_forwarding(iface, {ipaddress.ip_address(svc.vip).version for svc in planned})
+        services.reserve_nat_ports(self.nat_ports)
+        self.servers = {b.addr for svc in planned for b in svc.backends}
+        warm_neighbours(self.servers)
+        deadline = time.monotonic() + 1.0
+        while (resolved_neighbours(iface, self.servers) != self.servers
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        self.maps = services.L4Maps.open(self.instance)
+        services.apply(self.maps, planned, self.nat_ports)
+        for svc in planned:
+            print(f"pyxlb: layer-4 service {svc.vip}:{svc.port}/{svc.proto} -> "
+                  + ", ".join(f"{b.addr}:{b.port} ({b.state})" for b in svc.backends),
+                  flush=True)
+
+    def plan(self, up: Callable[[str, str], bool]) -> list[services.Service]:
+        try:
+            return kernel_services(self.config, self.addresses,
+                                   lambda backend, server: up(backend, server.name))
+        except NotServable as exc:
+            raise StartError(str(exc)) from exc
+
+    def update(self, up: Callable[[str, str], bool]) -> None:
+        """After a server state change: new flows go where the states say."""
+        if self.maps is not None:
+            services.apply(self.maps, self.plan(up), self.nat_ports)
+
+    async def run(self) -> None:
+        """Sweeps idle flows and keeps the servers' neighbour entries warm,
+        until cancelled."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            if self.maps is not None:
+                await asyncio.to_thread(services.sweep, self.maps)
+            warm_neighbours(self.servers)
+
+    def close(self) -> None:
+        if self.maps is not None:
+            self.maps.close()
+            self.maps = None
+
+
+def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
+                   l4: L4Services | None = None) -> HealthMonitor:
+    """Health checks whose verdicts drive the l7 pools, the layer-4 services
+    and the stats page. `upstreams` is a getter: the pools are built with the
+    monitor's observer."""
     from pyxlb.health.checker import HealthMonitor, check_targets
     from pyxlb.health.state import ServerState
 
@@ -42,6 +181,8 @@ def health_monitor(config: Config, upstreams: Callable[[], Upstreams]) -> Health
         up = new is ServerState.UP
         upstreams().set_server_state(target.backend, name, up,
                                      monitor.status_text(target.backend, name))
+        if l4 is not None and target.backend in l4.backends:
+            l4.update(server_up(monitor))
         reason = f", {report.describe()}" if report is not None else ""
         print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
 
@@ -54,10 +195,28 @@ def health_monitor(config: Config, upstreams: Callable[[], Upstreams]) -> Health
     return monitor
 
 
+def server_up(monitor: HealthMonitor) -> Callable[[str, str], bool]:
+    from pyxlb.health.state import ServerState
+
+    return lambda backend, server: (monitor.state(backend, server).server_state
+                                    is ServerState.UP)
+
+
 def show_health(monitor: HealthMonitor, upstreams: Upstreams) -> None:
     """The starting status of checked servers (`UP`), instead of `no check`."""
     for backend, name in monitor.checked():
         upstreams.set_server_status(backend, name, monitor.status_text(backend, name))
+
+
+def rules_for(frontend, config: Config):
+    """The frontend's compiled http rules, or None when it has none (the
+    proxy's rule-free path costs nothing per request)."""
+    from pyxlb.l7.rules.acl import Env
+    from pyxlb.l7.rules.engine import RuleEngine
+
+    if not RuleEngine.needed(frontend, config.backends):
+        return None
+    return RuleEngine(frontend, config.backends, Env(userlists=config.userlists))
 
 
 async def serve(config: Config, instance: Instance, state: dict) -> None:
@@ -67,16 +226,25 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     from pyxlb.stats.counters import StatsRegistry
 
     stats = StatsRegistry.build(config.frontends, config.backends)
-    monitor = health_monitor(config, lambda: upstreams)
+    l4 = L4Services(config, instance)
+    monitor = health_monitor(config, lambda: upstreams, l4)
     # One Upstreams for all frontends: they share round-robin positions and pools.
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
     servers = []
+    l4_task: asyncio.Task[None] | None = None
     try:
         show_health(monitor, upstreams)
+        if l4.wanted:
+            # In a thread: pyroute2's netlink calls run an event loop of their own.
+            await asyncio.to_thread(l4.start, server_up(monitor))
+            l4_task = asyncio.get_running_loop().create_task(l4.run(), name="layer-4 sweep")
         monitor.start()
         for frontend in config.frontends.values():
+            if frontend.tier == "kernel":
+                continue
             try:
-                servers += await start_frontend(frontend, upstreams, stats)
+                servers += await start_frontend(frontend, upstreams, stats,
+                                                rules_for(frontend, config))
             except OSError as exc:
                 raise StartError(f"{frontend.where}: frontend {frontend.name}: "
                                  f"cannot listen: {exc.strerror}") from exc
@@ -87,10 +255,17 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
             loop.add_signal_handler(signum, stop.set)
         instance.write_state({**state, "ready": True})
         print(f"pyxlb: serving on {instance.name} (XDP {state['xdp_mode']} mode)", flush=True)
-        await stop.wait()
+        waits = [loop.create_task(stop.wait())] + ([l4_task] if l4_task else [])
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # the sweep's error, if it stopped with one
     finally:
+        if l4_task is not None:
+            l4_task.cancel()
+            await asyncio.wait([l4_task])
         await monitor.stop()
         await close_servers(servers)
+        l4.close()
 
 
 def refuse_unserved(config: Config) -> None:
@@ -121,6 +296,9 @@ def apply_kernel_plan(instance: Instance, plan: KernelPlan) -> None:
     def pinned(name: str) -> BpfMap:
         return BpfMap.open_pinned(str(instance.pin_dir / name), layouts[name])
 
+    # The tracked binds before the parameters that make XDP look at them only.
+    with pinned(ports.PORTS_MAP) as ports_map, pinned(ports.LISTENERS_MAP) as listeners:
+        ports.write_tracked(ports_map, listeners, plan.tracked)
     with pinned(params.MAP_NAME) as params_map:
         params.write(params_map, plan.params)
     for list_name, networks in (("allow", plan.allow), ("block", plan.block)):

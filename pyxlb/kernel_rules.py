@@ -9,20 +9,35 @@ accept or reject is final. The kernel can do the common shapes exactly:
     tcp-request connection reject if { sc0_conn_rate gt N } || { src_get_gpc0 gt 0 }
                                                       -> thresholds in dp_params
 
+The frontends with such rules are the tracked ones: XDP counts and checks only
+the SYNs for their binds (`tracked_ports_only`), so a SYN to any other port
+(SSH, a layer-4 service, another frontend) is never counted nor rejected.
+
 Anything else raises NotCompilable naming the rule's file:line, so `pyxlb up`
-refuses it rather than enforce something else. Pure: config in, plan out.
+refuses it rather than enforce something else.
+
+The kernel-tier (`mode tcp`) proxies become layer-4 services too
+(`kernel_services`): one per bind and address family, balanced over the
+backend's servers in the state health checks give them, backups taking new
+flows only while no active server is up (the first one, or all of them with
+`option allbackups`), as in HAProxy. Pure: config in, plan out.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
 from pyxlb.config.conditions import Condition, IntRange, Match
 from pyxlb.config.fetches import counter_ref
-from pyxlb.config.model import Config, Frontend, StickTable
+from pyxlb.config.model import Backend, Config, Frontend, Server, StickTable
 from pyxlb.config.rules import Accept, Reject, TcpRequestRule, TrackSc
 from pyxlb.datapath.params import DpParams
+from pyxlb.datapath.ports import Bind as TrackedBind
+from pyxlb.datapath.services import Backend as L4Backend
+from pyxlb.datapath.services import Service
 
 Network = IPv4Network | IPv6Network
 # Counter data the kernel compares, and the DpParams threshold for each.
@@ -40,10 +55,11 @@ class NotCompilable(Exception):
 class KernelPlan:
     """What XDP is told for one instance."""
 
-    params: DpParams = field(default_factory=DpParams)
+    params: DpParams = field(default_factory=lambda: DpParams(tracked_ports_only=True))
     table: StickTable | None = None
     allow: list[Network] = field(default_factory=list)
     block: list[Network] = field(default_factory=list)
+    tracked: list[TrackedBind] = field(default_factory=list)  # the `ports`/`listeners` binds
 
 
 def _single_matches(rule: TcpRequestRule, condition: Condition) -> list[Match]:
@@ -77,8 +93,24 @@ def _threshold(rule: TcpRequestRule, match: Match) -> tuple[str, int]:
     return THRESHOLDS[ref.data], ranges[0].low - 1
 
 
-def compile_frontend(frontend: Frontend, plan: KernelPlan) -> None:
-    """Adds what `frontend`'s tcp-request connection rules ask of the kernel."""
+def _tracked_binds(frontend: Frontend, number: int) -> list[TrackedBind]:
+    binds = []
+    for bind in frontend.binds:
+        if bind.host is not None:
+            try:
+                ipaddress.ip_address(bind.host)
+            except ValueError:
+                raise NotCompilable(frontend.tcp_request[0], f"bind {bind.host}:{bind.port} "
+                                    f"({bind.where}) is not an IP address") from None
+        binds.append(TrackedBind(bind.host, bind.port, frontend=number))
+    return binds
+
+
+def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> None:
+    """Adds what `frontend`'s tcp-request connection rules ask of the kernel;
+    `number` is the frontend's, as `listeners` records it."""
+    if frontend.tcp_request:
+        plan.tracked.extend(_tracked_binds(frontend, number))
     thresholds: dict[str, int] = {}
     count_syns = plan.params.count_syns
     seen_reject = False
@@ -113,16 +145,103 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan) -> None:
                             "tracks them ('tcp-request connection track-sc0 src')")
     if plan.table is not None:
         plan.params = DpParams.for_stick_table(plan.table, count_syns=count_syns,
-                                               **thresholds)
+                                               tracked_ports_only=True, **thresholds)
 
 
 def compile_config(config: Config) -> KernelPlan:
     """The kernel plan for every frontend of `config` (one table per instance)."""
     plan = KernelPlan()
-    for frontend in config.frontends.values():
+    for number, frontend in enumerate(config.frontends.values()):
         table_before = plan.table
-        compile_frontend(frontend, plan)
+        compile_frontend(frontend, plan, number)
         if table_before is not None and plan.table is not table_before:
             raise NotCompilable(frontend.tcp_request[0], "only one frontend per instance "
                                 "may track connections in the kernel")
     return plan
+
+
+# `balance` -> the datapath's algorithm (pyxlb.datapath.services.ALGORITHMS).
+L4_ALGORITHMS = {"roundrobin": "roundrobin", "source": "maglev"}
+
+
+class NotServable(Exception):
+    """A kernel-tier proxy that cannot become a layer-4 service; names the place."""
+
+
+def kernel_frontends(config: Config) -> list[Frontend]:
+    return [fe for fe in config.frontends.values() if fe.tier == "kernel"]
+
+
+def kernel_backends(config: Config) -> list[Backend]:
+    """The backends the layer-4 services send to."""
+    names = {fe.default_backend for fe in kernel_frontends(config)}
+    return [be for be in config.backends.values() if be.name in names]
+
+
+def l4_server_states(backend: Backend, up: Callable[[Server], bool]) -> list[str]:
+    """Each server's state for new flows ("up" or "down"), as HAProxy picks
+    servers: the active ones that are up; while none is, the first backup
+    that is up, or every backup that is up with `option allbackups`."""
+    active_up = any(up(s) for s in backend.servers if not s.backup)
+    all_backups = "allbackups" in backend.options
+    states, backup_taken = [], False
+    for server in backend.servers:
+        if not up(server):
+            states.append("down")
+        elif not server.backup:
+            states.append("up")
+        elif active_up or (backup_taken and not all_backups):
+            states.append("down")
+        else:
+            states.append("up")
+            backup_taken = True
+    return states
+
+
+def _address(text: str, where: object, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise NotServable(f"{where}: {what} {text!r} is not an IP address (layer-4 "
+                          "services need addresses, not names)") from None
+
+
+def kernel_services(config: Config, addresses: Mapping[int, str],
+                    up: Callable[[str, Server], bool]) -> list[Service]:
+    """The layer-4 services of `config`'s kernel-tier frontends. `addresses`
+    is the balancer's address on the served interface per IP version: the VIP
+    of a `bind *:PORT` and every service's NAT source address. `up(backend,
+    server)` says whether health checks have the server up."""
+    found: list[Service] = []
+    for fe in kernel_frontends(config):
+        if fe.default_backend is None:
+            raise NotServable(f"{fe.where}: frontend {fe.name}: a layer-4 service needs "
+                              "a default_backend")
+        backend = config.backends[fe.default_backend]
+        algorithm = L4_ALGORITHMS.get(backend.balance)
+        if algorithm is None:
+            raise NotServable(f"{backend.where}: backend {backend.name}: 'balance "
+                              f"{backend.balance}' is not served in the kernel yet (want "
+                              f"{' or '.join(L4_ALGORITHMS)})")
+        states = l4_server_states(backend, lambda s, b=backend.name: up(b, s))
+        for bind in fe.binds:
+            if bind.host is None:
+                vips = sorted(addresses.items())
+            else:
+                vip = _address(bind.host, bind.where, "bind address")
+                vips = [(vip.version, str(vip))]
+            for version, vip in vips:
+                servers = []
+                for server, state in zip(backend.servers, states, strict=True):
+                    addr = _address(server.host, server.where, f"server {server.name}")
+                    if addr.version == version:
+                        servers.append(L4Backend(str(addr), server.port or bind.port,
+                                                 server.weight, state))
+                if servers or bind.host is not None:
+                    snat = addresses.get(version)
+                    if snat is None:
+                        raise NotServable(f"{bind.where}: frontend {fe.name}: the interface "
+                                          f"has no IPv{version} address to NAT from")
+                    found.append(Service(vip, bind.port, snat, tuple(servers),
+                                         algorithm=algorithm))
+    return found

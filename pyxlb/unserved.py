@@ -2,7 +2,8 @@
 
 `pyxlb check` accepts the whole language; `pyxlb up` must not pretend. Anything
 whose absence would let traffic through that the config forbids, or send it
-somewhere else (rules, routing, TLS, protected stats, layer-4 services), stops
+somewhere else (rules, routing, TLS, protected stats, `mode tcp` that the kernel
+tier cannot take), stops
 the start; anything that only changes how well pyxlb serves (logs, the stats
 socket) is a warning. Pure: reads the model, returns messages.
 """
@@ -12,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyxlb.config import Config
+from pyxlb.config.fetches import counter_ref
+from pyxlb.config.rules import TrackSc
+from pyxlb.kernel_rules import L4_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,17 @@ class Unserved:
         return f"{self.where}: {self.what}"
 
 
+def _uses_stick_table(rule: object) -> bool:
+    """A track-sc action, or a condition reading or changing a stick counter."""
+    if isinstance(getattr(rule, "action", None), TrackSc):
+        return True
+    condition = getattr(rule, "condition", None)
+    if condition is None:
+        return False
+    return any(counter_ref(match.fetch.name) is not None
+               for acl in condition.acls() for match in acl.matches)
+
+
 def unserved(config: Config) -> list[Unserved]:
     found: list[Unserved] = []
 
@@ -31,25 +46,41 @@ def unserved(config: Config) -> list[Unserved]:
         found.append(Unserved(where, what, fatal))
 
     for fe in config.frontends.values():
-        if fe.tier == "kernel" or fe.mode != "http":
-            add(fe.where, f"frontend {fe.name}: mode {fe.mode} services are not served yet",
-                True)
+        if fe.tier == "kernel":
+            # Layer-4 services: pyxlb.kernel_rules.kernel_services.
+            for rule in fe.use_backends:
+                add(rule.where, f"frontend {fe.name}: 'use_backend' rules are not enforced "
+                    "in the kernel yet", True)
+            if fe.default_backend is None:
+                add(fe.where, f"frontend {fe.name}: a layer-4 service needs a "
+                    "default_backend", True)
+            continue
+        if fe.mode != "http":
+            why = ("mode tcp is served by the kernel tier only, which this frontend "
+                   "does not fit (TLS, layer-7 rules, or a backend the kernel cannot "
+                   "balance)" if fe.mode == "tcp" else f"mode {fe.mode} is not served yet")
+            add(fe.where, f"frontend {fe.name}: {why}", True)
             continue
         # tcp-request connection rules go to the kernel (kernel_rules.py),
-        # which refuses the shapes it cannot compile.
-        for rules, kind in ((fe.http_request, "http-request"), (fe.redirects, "redirect"),
-                            (fe.use_backends, "use_backend")):
-            for rule in rules:
-                add(rule.where, f"frontend {fe.name}: '{kind}' rules are not enforced yet",
-                    True)
+        # which refuses the shapes it cannot compile; http rules run in l7/rules,
+        # except what needs the stick table, not wired to l7 yet.
+        for rule in [*fe.http_request, *fe.redirects, *fe.use_backends]:
+            if _uses_stick_table(rule):
+                add(rule.where, f"frontend {fe.name}: stick-table counters in http rules "
+                    "are not served yet", True)
         for bind in fe.binds:
             if bind.ssl:
                 add(bind.where, f"frontend {fe.name}: TLS binds are not served yet", True)
         if fe.stats and fe.stats.auth:
             add(fe.stats.where, f"frontend {fe.name}: 'stats auth' is not enforced yet", True)
     for be in config.backends.values():
+        if be.tier == "kernel" and be.balance not in L4_ALGORITHMS:
+            add(be.where, f"backend {be.name}: 'balance {be.balance}' is not served in the "
+                f"kernel yet (want {' or '.join(L4_ALGORITHMS)})", True)
         for rule in [*be.http_request, *be.redirects]:
-            add(rule.where, f"backend {be.name}: rules are not enforced yet", True)
+            if _uses_stick_table(rule):
+                add(rule.where, f"backend {be.name}: stick-table counters in http rules are "
+                    "not served yet", True)
         if be.cookie:
             add(be.where, f"backend {be.name}: cookie persistence is not served yet", False)
     if config.global_.logs:

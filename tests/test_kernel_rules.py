@@ -7,7 +7,7 @@ from ipaddress import ip_network
 import pytest
 
 from pyxlb.config import parse_text
-from pyxlb.kernel_rules import NotCompilable, compile_config
+from pyxlb.kernel_rules import NotCompilable, compile_config, kernel_services
 
 HEAD = """
 defaults
@@ -77,3 +77,79 @@ def test_other_shapes_are_refused_at_their_line(rules, why):
     with pytest.raises(NotCompilable, match=why) as err:
         plan_for(rules)
     assert str(err.value).startswith("t.cfg:")
+
+
+def test_only_frontends_with_rules_are_tracked_and_only_their_ports_count():
+    config = parse_text(HEAD + """
+    tcp-request connection reject if { src 192.0.2.0/24 }
+frontend other
+    bind 10.0.0.9:8080
+    default_backend be
+frontend ruled
+    bind 10.0.0.2:81
+    bind :82
+    tcp-request connection reject if { src 198.51.100.0/24 }
+    default_backend be
+""", "t.cfg", env={})
+    plan = compile_config(config)
+    assert plan.params.tracked_ports_only
+    assert [(b.addr, b.port, b.frontend) for b in plan.tracked] == [
+        (None, 80, 0), ("10.0.0.2", 81, 2), (None, 82, 2)]
+
+
+def test_without_rules_no_port_is_tracked():
+    plan = plan_for("")
+    assert plan.tracked == [] and plan.params.tracked_ports_only
+
+
+L4 = """
+listen tcp_echo
+    mode tcp
+    balance roundrobin
+    bind *:9000
+    server a 10.0.0.1:9000 weight 2
+    server b 10.0.0.2
+    server c 10.0.0.3:9000 backup
+    server d 10.0.0.4:9000 backup
+"""
+
+
+def services_for(body: str, down: set[str] = frozenset(), addresses=None):
+    config = parse_text(HEAD + body, "t.cfg", env={})
+    return kernel_services(config, addresses or {4: "10.0.0.100", 6: "fd00::100"},
+                           lambda backend, server: server.name not in down)
+
+
+def states(service):
+    return [(b.addr, b.port, b.weight, b.state) for b in service.backends]
+
+
+def test_a_mode_tcp_listen_becomes_a_service_on_the_interface_address():
+    (svc,) = services_for(L4)
+    assert (svc.vip, svc.port, svc.snat, svc.algorithm) == ("10.0.0.100", 9000, "10.0.0.100",
+                                                            "roundrobin")
+    # No port: the one the client connected to, as in HAProxy.
+    assert states(svc) == [("10.0.0.1", 9000, 2, "up"), ("10.0.0.2", 9000, 1, "up"),
+                           ("10.0.0.3", 9000, 1, "down"), ("10.0.0.4", 9000, 1, "down")]
+
+
+def test_backups_take_new_flows_only_when_every_active_server_is_down():
+    (svc,) = services_for(L4, down={"a"})
+    assert [b.state for b in svc.backends] == ["down", "up", "down", "down"]
+    (svc,) = services_for(L4, down={"a", "b"})
+    assert [b.state for b in svc.backends] == ["down", "down", "up", "down"]
+    (svc,) = services_for(L4, down={"a", "b", "c"})
+    assert [b.state for b in svc.backends] == ["down", "down", "down", "up"]
+    (svc,) = services_for(L4.replace("balance roundrobin",
+                                     "balance roundrobin\n    option allbackups"),
+                          down={"a", "b"})
+    assert [b.state for b in svc.backends] == ["down", "down", "up", "up"]
+
+
+def test_an_explicit_bind_address_is_the_vip_and_source_hashing_is_maglev():
+    (svc,) = services_for(L4.replace("*:9000", "10.0.0.7:9000").replace("roundrobin", "source"))
+    assert (svc.vip, svc.snat, svc.algorithm) == ("10.0.0.7", "10.0.0.100", "maglev")
+
+
+def test_http_frontends_are_not_services():
+    assert services_for("") == []

@@ -31,8 +31,8 @@ backend be
     assert found == []
 
 
-def test_rules_and_routing_stop_the_start_at_their_lines():
-    found = findings("""
+def test_http_rules_and_routing_are_served():
+    assert findings("""
 frontend fe
     bind *:80
     acl api path_beg /api
@@ -41,16 +41,52 @@ frontend fe
     default_backend be
 backend be
     server a 10.0.0.1:80
+""") == []
+
+
+def test_stick_counters_in_http_rules_stop_the_start_at_their_lines():
+    found = findings("""
+frontend fe
+    bind *:80
+    stick-table type ip size 200k expire 2m store conn_rate(3s),gpc0
+    acl is_abuser src_get_gpc0 gt 0
+    http-request track-sc0 src
+    http-request deny if is_abuser
+    default_backend be
+backend be
+    server a 10.0.0.1:80
 """)
-    assert [(line, fatal) for line, _, fatal in found] == [(11, True), (12, True)]
-    assert "'http-request' rules are not enforced yet" in found[0][1]
+    assert [(line, fatal) for line, _, fatal in found] == [(12, True), (13, True)]
+    assert "stick-table counters in http rules are not served yet" in found[0][1]
 
 
-def test_a_tcp_service_is_refused():
+def test_a_kernel_tier_tcp_service_is_served():
+    assert findings("""
+listen db
+    mode tcp
+    balance roundrobin
+    bind *:3306
+    server db1 10.0.0.1:3306
+""") == []
+
+
+def test_a_tcp_service_the_kernel_cannot_take_is_refused():
     found = findings("""
 listen db
     mode tcp
+    bind *:3306 ssl crt /x.pem
+    server db1 10.0.0.1:3306
+""")
+    assert found[0][2] and "mode tcp is served by the kernel tier only" in found[0][1]
+
+
+def test_a_kernel_balance_the_datapath_lacks_is_refused():
+    found = findings("""
+listen db
+    mode tcp
+    balance leastconn
     bind *:3306
     server db1 10.0.0.1:3306
 """)
-    assert found[0][2] and "mode tcp services are not served yet" in found[0][1]
+    assert found == [(8, "backend db: 'balance leastconn' is not served in the kernel yet "
+                      "(want roundrobin or source)", True)]

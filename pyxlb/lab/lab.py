@@ -6,6 +6,14 @@ finds the lab by its namespace names, not by the state file, so it also cleans u
 a crash or a half-finished `up`: it stops every process inside the lab's namespaces and
 deletes them. Nothing is ever created in the root network namespace except the
 namespace handles in /run/netns.
+
+Two settings serve the kernel's layer-4 datapath (DESIGN.md, "Layer-4 forwarding"),
+whose NAT updates checksums incrementally and so needs full ones from senders: TX
+checksum offload is off on the client's and the servers' veths (a veth otherwise
+sends a partial checksum that only the receiving stack would have completed). And
+the balancer's bridge-side peer runs a pass-through XDP program in native mode: on
+veth, a frame sent with native-mode XDP_TX is lost unless the peer runs XDP too.
+Deleting the switch namespace with that veth (`down`) removes the program.
 """
 
 from __future__ import annotations
@@ -114,6 +122,35 @@ def ip(args: Sequence[str], batch: Sequence[str] | None = None, check: bool = Tr
                          text=True)
     if res.returncode and check:
         raise LabError(f"{' '.join(argv)}: {res.stderr.strip() or res.stdout.strip()}")
+
+
+# Features the kernel would otherwise leave to the receiver: a partial checksum.
+TX_CHECKSUM_FEATURES = ("tx-checksum-ip-generic", "tx-checksum-ipv4", "tx-checksum-ipv6")
+XDP_PASS_PROGRAM = "int pyxlb_lab_pass(struct xdp_md *ctx) { return XDP_PASS; }"
+
+
+def tx_checksum_off(iface: str) -> None:
+    """Turns TX checksum offload off on `iface` in the current network namespace."""
+    from pyroute2.ethtool import Ethtool
+
+    ethtool = Ethtool()
+    try:
+        features = ethtool.get_features(iface)
+        for name in TX_CHECKSUM_FEATURES:
+            if name in features.features:
+                features.features[name].enable = False
+        ethtool.set_features(iface, features)
+    finally:
+        ethtool.close()
+
+
+def attach_xdp_pass(iface: str) -> None:
+    """Attaches a pass-through XDP program (native mode) to `iface` in the current
+    network namespace; attached over netlink, it stays after this process exits."""
+    from bcc import BPF
+
+    bpf = BPF(text=XDP_PASS_PROGRAM)
+    bpf.attach_xdp(iface, bpf.load_func("pyxlb_lab_pass", BPF.XDP), BPF.XDP_FLAGS_DRV_MODE)
 
 
 def list_netns() -> list[str]:
@@ -333,6 +370,20 @@ class Lab:
         ip(["-n", self.topo.switch_ns], switch_batch(self.topo))
         for host in self.topo.hosts.values():
             ip(["-n", host.ns], host_batch(host, self.topo))
+        # In each namespace's own process: ethtool and netlink act on the caller's.
+        steps = [(role, f"tx_checksum_off({self.topo.iface!r})")
+                 for role in self.topo.hosts if role != "lb"]
+        steps.append(("sw", f"attach_xdp_pass({self.topo.lb_peer!r})"))
+        head = "from pyxlb.lab.lab import attach_xdp_pass, tx_checksum_off; "
+        procs = [(role, self.exec(role, [sys.executable, "-c", head + call],
+                                  keep_mounts=True, env=self.env, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                 for role, call in steps]
+        for role, proc in procs:
+            out, _ = proc.communicate(timeout=60)
+            if proc.returncode:
+                raise LabError(f"lab {self.prefix}: setting up {role}'s veth failed:\n"
+                               + out.decode(errors="replace").strip()[-2000:])
 
     def _spawn(self, host: Host) -> subprocess.Popen[bytes]:
         assert host.server is not None

@@ -19,6 +19,14 @@ def curl_from(lab, source: str) -> str:
                    check=False).stdout.strip()
 
 
+def connect_from(lab, source: str, port: int) -> None:
+    """One TCP connection attempt (a SYN, answered by a RST: nothing listens)."""
+    lab.run("client", [lab.python, "-c", "import socket,sys; s=socket.socket(); "
+                       "s.bind((sys.argv[1], 0)); s.settimeout(2); "
+                       "print(s.connect_ex((sys.argv[2], int(sys.argv[3]))))",
+                       source, lab.topo.addr("lb"), str(port)])
+
+
 @pytest.fixture
 def limited(lab):
     lb = LabBalancer(lab, lab_config("conn-rate-limit"))
@@ -37,10 +45,18 @@ def test_the_connection_over_the_rate_is_dropped_in_the_kernel(lab, limited):
     assert curl_from(lab, bystander) == "200"
     assert [curl_from(lab, trusted) for _ in range(LIMIT + 2)] == ["200"] * (LIMIT + 2)
 
+    # SYNs to a port no tracked frontend binds (SSH, say) are neither counted
+    # nor limited: this source stays unknown to the kernel, and is served.
+    other = lab.topo.client_addrs[3]
+    for _ in range(LIMIT * 2):
+        connect_from(lab, other, 22)
+    assert curl_from(lab, other) == "200"
+
     name = limited.instance.name
     track = {e["key"]["addr"]: e["value"] for e in json.loads(
         limited.cli("maps", "show", "src_track", "--json", "-i", name).stdout)}
     assert track[abuser]["conn_cnt"] > LIMIT
+    assert track[other]["conn_cnt"] == 1  # its one request to port 80
     counters = json.loads(limited.cli("maps", "show", "dp_counters", "--json",
                                       "-i", name).stdout)[0]["value"]
     assert counters["conn_rate_rejected"] >= 1

@@ -117,3 +117,19 @@ def test_bridge_side_peer_of_the_balancer_exists(lab: Lab) -> None:
     out = lab.run("sw", ["ip", "-br", "link", "show", "master", lab.topo.bridge]).stdout
     ports = {line.split("@")[0] for line in out.splitlines()}
     assert lab.topo.lb_peer in ports and ports == {h.peer for h in lab.topo.hosts.values()}
+
+
+def test_the_balancers_peer_runs_a_pass_through_xdp_program(lab: Lab) -> None:
+    # Native-mode XDP_TX on veth needs an XDP program on the peer (DESIGN.md).
+    out = lab.run("sw", ["ip", "-d", "link", "show", "dev", lab.topo.lb_peer]).stdout
+    assert "prog/xdp" in out and "pyxlb_lab_pass" in out
+
+
+@pytest.mark.parametrize("role", ["client", "web1", "tcp1"])
+def test_senders_compute_full_checksums(lab: Lab, role: str) -> None:
+    # The layer-4 NAT updates checksums incrementally: a partial one stays wrong.
+    out = lab.run(role, [lab.python, "-c", "from pyroute2.ethtool import Ethtool; "
+                         "f = Ethtool().get_features('eth0').features; "
+                         "print(any(f[k].enable for k in ('tx-checksum-ip-generic', "
+                         "'tx-checksum-ipv4', 'tx-checksum-ipv6')))"]).stdout
+    assert out.strip() == "False"
