@@ -6,7 +6,9 @@ the datapath is attached before listeners open, and whatever happens after
 the attach, the finally-block takes the program off the interface again.
 Kernel-tier (`mode tcp`) proxies are layer-4 services in the datapath
 (`L4Services`): written before the instance says it is ready, rewritten on
-every server state change, their idle flows swept by a task of the loop.
+every server state change, their idle flows swept by a task of the loop,
+which also hands the datapath's per-server SYN answers and refusals to the
+health monitor for servers with `observe layer4`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pyxlb.kernel_rules import (
     kernel_backends,
     kernel_frontends,
     kernel_services,
+    layer4_observed,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +49,9 @@ class StartError(Exception):
 
 
 SWEEP_INTERVAL_S = 5.0
+# How often `observe layer4` servers' counters are read: a few map lookups,
+# and failures reach the health monitor about as fast as HAProxy sees them.
+OBSERVE_INTERVAL_S = 0.25
 IFA_F_DEPRECATED, IFA_F_TENTATIVE = 0x20, 0x40
 DISCARD_PORT = 9  # what a neighbour-resolving datagram is sent to
 
@@ -115,6 +121,10 @@ class L4Services:
         self.addresses: dict[int, str] = {}
         self.maps: services.L4Maps | None = None
         self.servers: set[str] = set()
+        # `observe layer4` servers by backend number, and what their counters
+        # (answered, refused) were when last read.
+        self.observed: dict[int, tuple[str, str]] = {}
+        self.signals: dict[int, tuple[int, int]] = {}
 
     @property
     def wanted(self) -> bool:
@@ -135,7 +145,7 @@ class L4Services:
                and time.monotonic() < deadline):
             time.sleep(0.02)
         self.maps = services.L4Maps.open(self.instance)
-        services.apply(self.maps, planned, self.nat_ports)
+        self.watch(services.apply(self.maps, planned, self.nat_ports))
         for svc in planned:
             print(f"pyxlb: layer-4 service {svc.vip}:{svc.port}/{svc.proto} -> "
                   + ", ".join(f"{b.addr}:{b.port} ({b.state})" for b in svc.backends),
@@ -151,13 +161,53 @@ class L4Services:
     def update(self, up: Callable[[str, str], bool]) -> None:
         """After a server state change: new flows go where the states say."""
         if self.maps is not None:
-            services.apply(self.maps, self.plan(up), self.nat_ports)
+            self.watch(services.apply(self.maps, self.plan(up), self.nat_ports))
 
-    async def run(self) -> None:
-        """Sweeps idle flows and keeps the servers' neighbour entries warm,
-        until cancelled."""
+    def watch(self, plan: services.Plan) -> None:
+        """Finds the `observe layer4` servers' backend numbers in what was
+        written; counts from before a server was watched are not news."""
+        wanted = layer4_observed(self.config, self.addresses)
+        observed = {}
+        for number, entry in plan.backends.items():
+            key = next((k for k, (sid, _) in plan.services.items() if sid == entry.service), None)
+            names = wanted.get((key, entry.addr, entry.port)) if key else None
+            if names is not None:
+                observed[number] = names
+        if self.maps is not None:
+            self.signals = {n: self.signals.get(n) or services.passive_signals(self.maps, n)
+                            for n in observed}
+        self.observed = observed
+
+    def observe(self, monitor: HealthMonitor) -> None:
+        """Tells the monitor of each SYN answered (L4_OK) and refused (L4_ERR)
+        since the last call. A SYN never answered is not reported: the
+        datapath cannot see a missing answer, and the active checks do."""
+        from pyxlb.health.state import Analyze
+
+        if self.maps is None:
+            return
+        for number, (backend, server) in self.observed.items():
+            answered, refused = services.passive_signals(self.maps, number)
+            was_answered, was_refused = self.signals.get(number, (answered, refused))
+            self.signals[number] = (answered, refused)
+            for _ in range(max(0, answered - was_answered)):
+                monitor.observe(backend, server, Analyze.L4_OK)
+            for _ in range(max(0, refused - was_refused)):
+                monitor.observe(backend, server, Analyze.L4_ERR)
+
+    async def run(self, monitor: HealthMonitor | None = None) -> None:
+        """Sweeps idle flows, keeps the servers' neighbour entries warm and
+        passes `observe layer4` signals to `monitor`, until cancelled."""
+        next_sweep = time.monotonic() + SWEEP_INTERVAL_S
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
+            observing = monitor is not None and bool(self.observed)
+            await asyncio.sleep(OBSERVE_INTERVAL_S if observing
+                                else max(0.0, next_sweep - time.monotonic()))
+            if observing:
+                self.observe(monitor)
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + SWEEP_INTERVAL_S
             if self.maps is not None:
                 await asyncio.to_thread(services.sweep, self.maps)
             warm_neighbours(self.servers)
@@ -237,7 +287,7 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         if l4.wanted:
             # In a thread: pyroute2's netlink calls run an event loop of their own.
             await asyncio.to_thread(l4.start, server_up(monitor))
-            l4_task = asyncio.get_running_loop().create_task(l4.run(), name="layer-4 sweep")
+            l4_task = asyncio.get_running_loop().create_task(l4.run(monitor), name="layer-4 sweep")
         monitor.start()
         for frontend in config.frontends.values():
             if frontend.tier == "kernel":
@@ -316,18 +366,23 @@ def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
     if pid := instance.daemon_pid():
         raise StartError(f"instance {instance.name} is already served by pid {pid}"
                          " (stop it with `pyxlb down`)")
+    # Replace a dead daemon's state at once, so that neither `pyxlb down` nor a
+    # waiting script takes it for ours; keep its XDP mode for a link reused in place.
+    state = {
+        "pid": os.getpid(), "iface": iface, "netns": netns,
+        "xdp_mode": (instance.state() or {}).get("xdp_mode"),
+        "config": [os.path.abspath(p) for p in config_paths],
+        "started": time.time(), "ready": False,
+    }
+    instance.write_state(state)
     try:
-        mode = loader.load(instance, xdp_mode,
-                           src_track_size=plan.table.size if plan.table else None)
+        state["xdp_mode"] = loader.load(instance, xdp_mode,
+                                        src_track_size=plan.table.size if plan.table else None)
     except loader.DatapathError as exc:
+        loader.unload(instance)  # our state file too: a failed start leaves nothing
         raise StartError(str(exc)) from exc
     try:
         apply_kernel_plan(instance, plan)
-        state = {
-            "pid": os.getpid(), "iface": iface, "netns": netns, "xdp_mode": mode,
-            "config": [os.path.abspath(p) for p in config_paths],
-            "started": time.time(), "ready": False,
-        }
         instance.write_state(state)
         from pyxlb.l7.proxy import new_event_loop
 

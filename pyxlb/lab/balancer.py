@@ -57,7 +57,8 @@ class LabBalancer:
             if self.proc.poll() is not None:
                 raise BalancerError(f"pyxlb up exited with {self.proc.returncode}:\n{self.log()}")
             state = self.instance.state()
-            if state and state.get("ready"):
+            # A killed daemon's state may still say ready: it must be this one's.
+            if state and state.get("pid") == self.proc.pid and state.get("ready"):
                 return
             time.sleep(0.05)
         self.stop()
