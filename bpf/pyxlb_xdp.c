@@ -209,12 +209,50 @@ static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, in
         stats->new_flows++;
 }
 
+/* What a backend's reply says of its connection attempt, for `observe
+ * layer4`: a SYN-ACK answers it; a RST before any SYN-ACK refuses it. The
+ * reply entry remembers the answer and a RST ends the flow, so each flow
+ * counts once, however often a packet is retransmitted. */
+static __always_inline void pyxlb_l4_observe(struct conn *conn, const struct pyxlb_pkt *pkt)
+{
+    __u8 flags = pkt->tcp_flags;
+    struct l4_stats *stats;
+    int answered;
+
+    if (conn->state & (PYXLB_CONN_ANSWERED | PYXLB_CONN_RST))
+        return;
+    if ((flags & (PYXLB_TCP_SYN | PYXLB_TCP_ACK)) == (PYXLB_TCP_SYN | PYXLB_TCP_ACK))
+        answered = 1;
+    else if (flags & PYXLB_TCP_RST)
+        answered = 0;
+    else
+        return;
+    if (answered)
+        conn->state |= PYXLB_CONN_ANSWERED;
+    stats = service_stats.lookup(&conn->service);
+    if (stats) {
+        if (answered)
+            stats->answered++;
+        else
+            stats->refused++;
+    }
+    stats = backend_stats.lookup(&conn->backend);
+    if (stats) {
+        if (answered)
+            stats->answered++;
+        else
+            stats->refused++;
+    }
+}
+
 /* A packet of a known flow, either way: rewritten as its entry says, counted
  * and sent on. */
 static __always_inline int pyxlb_l4_send(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
                                          struct conn *conn, int reply,
                                          struct dp_counters *counters)
 {
+    if (reply && pkt->l4_proto == IPPROTO_TCP)
+        pyxlb_l4_observe(conn, pkt);
     pyxlb_conn_touch(conn, pkt);
     if (pyxlb_nat_rewrite(ctx, pkt, conn))
         return PYXLB_NOT_L4;

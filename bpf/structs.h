@@ -181,6 +181,7 @@ struct conn {
 
 #define PYXLB_CONN_FIN 0x01
 #define PYXLB_CONN_RST 0x02
+#define PYXLB_CONN_ANSWERED 0x04  /* reply entry: the backend sent its SYN-ACK */
 
 /* Counters of a service (`service_stats`) or a backend (`backend_stats`),
  * per CPU. */
@@ -191,6 +192,11 @@ struct l4_stats {
     __u64 reply_bytes;
     __u64 new_flows;
     __u64 failed_flows;  /* new flows that found no backend or no NAT port */
+    /* `observe layer4`'s passive signals, TCP only, once per flow: the
+     * backend answered the SYN (SYN-ACK), or refused it (a RST before any
+     * SYN-ACK). A SYN never answered shows in neither. */
+    __u64 answered;
+    __u64 refused;
 };
 
 /* Layer-4 settings (array of one), written with the services. */

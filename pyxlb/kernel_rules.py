@@ -245,3 +245,27 @@ def kernel_services(config: Config, addresses: Mapping[int, str],
                     found.append(Service(vip, bind.port, snat, tuple(servers),
                                          algorithm=algorithm))
     return found
+
+
+def layer4_observed(config: Config, addresses: Mapping[int, str]
+                    ) -> dict[tuple[tuple[str, int, str], str, int], tuple[str, str]]:
+    """The servers with `observe layer4` among the layer-4 services', keyed as
+    pyxlb.datapath.services keys a service's backend ((VIP, port, protocol),
+    address, port): their (backend, server) names. `addresses` as for
+    kernel_services."""
+    found = {}
+    for fe in kernel_frontends(config):
+        backend = config.backends.get(fe.default_backend or "")
+        if backend is None:
+            continue
+        for bind in fe.binds:
+            vips = (addresses.values() if bind.host is None
+                    else [str(ipaddress.ip_address(bind.host))])
+            for vip in vips:
+                for server in backend.servers:
+                    if server.observe != "layer4":
+                        continue
+                    addr = str(ipaddress.ip_address(server.host))
+                    found[((vip, bind.port, "tcp"), addr, server.port or bind.port)] = (
+                        backend.name, server.name)
+    return found

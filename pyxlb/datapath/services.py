@@ -34,7 +34,7 @@ MAP_NAMES = ("services", "backends", "maglev", "maglev_table", "conntrack", "nat
              "service_stats", "backend_stats", "l4_params", "ports")
 ALGORITHMS = {"maglev": 0, "roundrobin": 1}  # bpf/structs.h: PYXLB_ALGO_*
 BACKEND_STATES = {"unused": 0, "up": 1, "drain": 2, "down": 3}  # PYXLB_BACKEND_*
-CONN_FIN, CONN_RST = 0x01, 0x02  # PYXLB_CONN_*
+CONN_FIN, CONN_RST, CONN_ANSWERED = 0x01, 0x02, 0x04  # PYXLB_CONN_*
 NO_BACKEND = 0xFFFF_FFFF  # a Maglev slot with no server (every one of them is down)
 MAX_WEIGHT = 256  # HAProxy's
 SERVICE_BITS = ports.PORT_SERVICE | ports.PORT_NAT
@@ -525,6 +525,13 @@ def sweep(maps: L4Maps, timeouts: Timeouts = Timeouts(), now_ns: int | None = No
 
 def _folded(table: BpfMap, index: int) -> dict[str, int]:
     return decode(fold_percpu(table.lookup(ctypes.c_uint32(index))))
+
+
+def passive_signals(maps: L4Maps, number: int) -> tuple[int, int]:
+    """A backend's `observe layer4` counters so far: (SYNs answered, SYNs
+    refused), each flow counted once by the datapath."""
+    counts = _folded(maps["backend_stats"], number)
+    return counts["answered"], counts["refused"]
 
 
 def stats(maps: L4Maps) -> Iterator[dict[str, Any]]:

@@ -417,3 +417,51 @@ def test_ipv6_to_an_ipv4_mapped_vip_is_not_taken_for_ipv4(xdp_in_net):
     packet = bytes(client_packet(TCP(sport=1, dport=80, flags="S"), CLIENT6, f"::ffff:{VIP}"))
     assert xdp.run(packet).data_out == packet
     assert len(xdp.maps["conntrack"]) == 0
+
+
+def backend_counts(xdp, server: str) -> dict:
+    [stats] = services.stats(xdp.l4)
+    [backend] = [b for b in stats["backends"] if b["server"].startswith(f"{server}:")]
+    return backend
+
+
+def test_a_syn_answered_by_a_rst_counts_as_refused_once(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, port, nat_port = expected_nat(xdp, plan, syn())
+    xdp.run(bytes(syn()))
+    rst = reply_from(server, port, nat_port, "RA")
+    assert xdp.run(bytes(rst)).retval == XDP_TX  # the client gets its refusal
+    xdp.run(bytes(rst))  # a second RST is no second failure
+    counts = backend_counts(xdp, server)
+    assert (counts["refused"], counts["answered"]) == (1, 0)
+    [stats] = services.stats(xdp.l4)
+    assert (stats["refused"], stats["answered"]) == (1, 0)
+    [(_, back)] = xdp.maps["nat_reverse"].decoded_items()
+    assert back["state"] == services.CONN_RST
+
+
+def test_a_syn_ack_counts_as_answered_and_a_later_rst_as_no_failure(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, port, nat_port = expected_nat(xdp, plan, syn())
+    xdp.run(bytes(syn()))
+    xdp.run(bytes(reply_from(server, port, nat_port, "SA")))
+    xdp.run(bytes(reply_from(server, port, nat_port, "SA")))  # retransmitted
+    [(_, back)] = xdp.maps["nat_reverse"].decoded_items()
+    assert back["state"] == services.CONN_ANSWERED
+    xdp.run(bytes(reply_from(server, port, nat_port, "R")))
+    counts = backend_counts(xdp, server)
+    assert (counts["answered"], counts["refused"]) == (1, 0)
+    others = [b for b in next(iter(services.stats(xdp.l4)))["backends"]
+              if not b["server"].startswith(f"{server}:")]
+    assert all((b["answered"], b["refused"]) == (0, 0) for b in others)
+
+
+def test_a_clients_rst_is_not_the_servers_refusal(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, _, _ = expected_nat(xdp, plan, syn())
+    xdp.run(bytes(syn()))
+    xdp.run(bytes(client_packet(TCP(sport=40123, dport=80, flags="R"))))
+    assert backend_counts(xdp, server)["refused"] == 0
