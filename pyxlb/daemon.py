@@ -5,39 +5,25 @@ The order matters: the config is read before anything touches the kernel,
 the datapath is attached before listeners open, and whatever happens after
 the attach, the finally-block takes the program off the interface again.
 Kernel-tier (`mode tcp`) proxies are layer-4 services in the datapath
-(`L4Services`): written before the instance says it is ready, rewritten on
-every server state change, their idle flows swept by a task of the loop,
-which also hands the datapath's per-server SYN answers and refusals to the
-health monitor for servers with `observe layer4`.
+(pyxlb/l4_services.py), written before the instance says it is ready.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pyxlb.config import Config
-from pyxlb.datapath import cidr_lists, loader, params, ports, services
+from pyxlb.datapath import cidr_lists, loader, params, ports
 from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
-from pyxlb.kernel_rules import (
-    KernelPlan,
-    NotCompilable,
-    NotServable,
-    compile_config,
-    kernel_backends,
-    kernel_frontends,
-    kernel_services,
-    layer4_observed,
-)
+from pyxlb.kernel_rules import KernelPlan, NotCompilable, NotServable, compile_config
+from pyxlb.l4_services import L4Services
 
 if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
@@ -46,176 +32,6 @@ if TYPE_CHECKING:
 
 class StartError(Exception):
     """`up` cannot start; the message says why and nothing was left behind."""
-
-
-SWEEP_INTERVAL_S = 5.0
-# How often `observe layer4` servers' counters are read: a few map lookups,
-# and failures reach the health monitor about as fast as HAProxy sees them.
-OBSERVE_INTERVAL_S = 0.25
-IFA_F_DEPRECATED, IFA_F_TENTATIVE = 0x20, 0x40
-DISCARD_PORT = 9  # what a neighbour-resolving datagram is sent to
-
-
-def interface_addresses(iface: str) -> dict[int, str]:
-    """The first usable global address of `iface` per IP version, in the current
-    network namespace: a `bind *:PORT` service's VIP and the NAT source."""
-    from pyroute2 import IPRoute
-
-    found: dict[int, str] = {}
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=iface)
-        for msg in ipr.get_addr(index=index[0]) if index else ():
-            flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-            if msg["scope"] != 0 or flags & (IFA_F_DEPRECATED | IFA_F_TENTATIVE):
-                continue
-            addr = ipaddress.ip_address(msg.get_attr("IFA_ADDRESS"))
-            found.setdefault(addr.version, str(addr))
-    return found
-
-
-def resolved_neighbours(iface: str, addrs: set[str]) -> set[str]:
-    """Which of `addrs` have a neighbour entry bpf_fib_lookup can use."""
-    from pyroute2 import IPRoute
-
-    valid = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # NUD_VALID
-    with IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=iface)
-        found = {msg.get_attr("NDA_DST") for msg in ipr.get_neighbours(ifindex=index[0])
-                 if msg["state"] & valid} if index else set()
-    return {str(ipaddress.ip_address(a)) for a in found if a} & addrs
-
-
-def warm_neighbours(addrs: set[str]) -> None:
-    """Makes the kernel resolve `addrs`' MACs: XDP cannot, and without one a
-    flow's packets go to the stack instead of the server."""
-    for addr in addrs:
-        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.sendto(b"", (addr, DISCARD_PORT))
-
-
-def enable_forwarding(iface: str, versions: set[int]) -> None:
-    """bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the ingress
-    device (DESIGN.md)."""
-    for version in sorted(versions):
-        path = f"/proc/sys/net/ipv{version}/conf/{iface}/forwarding"
-        with open(path) as f:
-            if f.read().strip() == "1":
-                continue
-        with open(path, "w") as f:
-            f.write("1")
-        print(f"pyxlb: turned IPv{version} forwarding on for {iface} (layer-4 services "
-              "forward through it)", flush=True)
-
-
-class L4Services:
-    """The layer-4 services of the kernel-tier proxies, kept in step with
-    their servers' health."""
-
-    def __init__(self, config: Config, instance: Instance,
-                 nat_ports: range = services.DEFAULT_NAT_PORTS) -> None:
-        self.config = config
-        self.instance = instance
-        self.nat_ports = nat_ports
-        self.backends = {be.name for be in kernel_backends(config)}
-        self.addresses: dict[int, str] = {}
-        self.maps: services.L4Maps | None = None
-        self.servers: set[str] = set()
-        # `observe layer4` servers by backend number, and what their counters
-        # (answered, refused) were when last read.
-        self.observed: dict[int, tuple[str, str]] = {}
-        self.signals: dict[int, tuple[int, int]] = {}
-
-    @property
-    def wanted(self) -> bool:
-        return bool(kernel_frontends(self.config))
-
-    def start(self, up: Callable[[str, str], bool]) -> None:
-        """Writes the services with the servers' starting states; the
-        interface forwards and the NAT ports are the datapath's from now on."""
-        iface = self.instance.iface
-        self.addresses = interface_addresses(iface)
-        planned = self.plan(up)
-        enable_forwarding(iface, {ipaddress.ip_address(svc.vip).version for svc in planned})
-        services.reserve_nat_ports(self.nat_ports)
-        self.servers = {b.addr for svc in planned for b in svc.backends}
-        warm_neighbours(self.servers)
-        deadline = time.monotonic() + 1.0
-        while (resolved_neighbours(iface, self.servers) != self.servers
-               and time.monotonic() < deadline):
-            time.sleep(0.02)
-        self.maps = services.L4Maps.open(self.instance)
-        self.watch(services.apply(self.maps, planned, self.nat_ports))
-        for svc in planned:
-            print(f"pyxlb: layer-4 service {svc.vip}:{svc.port}/{svc.proto} -> "
-                  + ", ".join(f"{b.addr}:{b.port} ({b.state})" for b in svc.backends),
-                  flush=True)
-
-    def plan(self, up: Callable[[str, str], bool]) -> list[services.Service]:
-        try:
-            return kernel_services(self.config, self.addresses,
-                                   lambda backend, server: up(backend, server.name))
-        except NotServable as exc:
-            raise StartError(str(exc)) from exc
-
-    def update(self, up: Callable[[str, str], bool]) -> None:
-        """After a server state change: new flows go where the states say."""
-        if self.maps is not None:
-            self.watch(services.apply(self.maps, self.plan(up), self.nat_ports))
-
-    def watch(self, plan: services.Plan) -> None:
-        """Finds the `observe layer4` servers' backend numbers in what was
-        written; counts from before a server was watched are not news."""
-        wanted = layer4_observed(self.config, self.addresses)
-        observed = {}
-        for number, entry in plan.backends.items():
-            key = next((k for k, (sid, _) in plan.services.items() if sid == entry.service), None)
-            names = wanted.get((key, entry.addr, entry.port)) if key else None
-            if names is not None:
-                observed[number] = names
-        if self.maps is not None:
-            self.signals = {n: self.signals.get(n) or services.passive_signals(self.maps, n)
-                            for n in observed}
-        self.observed = observed
-
-    def observe(self, monitor: HealthMonitor) -> None:
-        """Tells the monitor of each SYN answered (L4_OK) and refused (L4_ERR)
-        since the last call. A SYN never answered is not reported: the
-        datapath cannot see a missing answer, and the active checks do."""
-        from pyxlb.health.state import Analyze
-
-        if self.maps is None:
-            return
-        for number, (backend, server) in self.observed.items():
-            answered, refused = services.passive_signals(self.maps, number)
-            was_answered, was_refused = self.signals.get(number, (answered, refused))
-            self.signals[number] = (answered, refused)
-            for _ in range(max(0, answered - was_answered)):
-                monitor.observe(backend, server, Analyze.L4_OK)
-            for _ in range(max(0, refused - was_refused)):
-                monitor.observe(backend, server, Analyze.L4_ERR)
-
-    async def run(self, monitor: HealthMonitor | None = None) -> None:
-        """Sweeps idle flows, keeps the servers' neighbour entries warm and
-        passes `observe layer4` signals to `monitor`, until cancelled."""
-        next_sweep = time.monotonic() + SWEEP_INTERVAL_S
-        while True:
-            observing = monitor is not None and bool(self.observed)
-            await asyncio.sleep(OBSERVE_INTERVAL_S if observing
-                                else max(0.0, next_sweep - time.monotonic()))
-            if observing:
-                self.observe(monitor)
-            if time.monotonic() < next_sweep:
-                continue
-            next_sweep = time.monotonic() + SWEEP_INTERVAL_S
-            if self.maps is not None:
-                await asyncio.to_thread(services.sweep, self.maps)
-            warm_neighbours(self.servers)
-
-    def close(self) -> None:
-        if self.maps is not None:
-            self.maps.close()
-            self.maps = None
 
 
 def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
@@ -286,7 +102,10 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         show_health(monitor, upstreams)
         if l4.wanted:
             # In a thread: pyroute2's netlink calls run an event loop of their own.
-            await asyncio.to_thread(l4.start, server_up(monitor))
+            try:
+                await asyncio.to_thread(l4.start, server_up(monitor))
+            except NotServable as exc:
+                raise StartError(str(exc)) from exc
             l4_task = asyncio.get_running_loop().create_task(l4.run(monitor), name="layer-4 sweep")
         monitor.start()
         for frontend in config.frontends.values():
