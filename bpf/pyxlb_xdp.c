@@ -165,30 +165,23 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
     return 1;
 }
 
+static __always_inline void pyxlb_l4_add(struct l4_stats *stats, int reply, __u64 bytes)
+{
+    if (!stats)
+        return;
+    if (reply) {
+        stats->reply_packets++;
+        stats->reply_bytes += bytes;
+    } else {
+        stats->packets++;
+        stats->bytes += bytes;
+    }
+}
+
 static __always_inline void pyxlb_l4_count(__u32 service, __u32 backend, int reply, __u64 bytes)
 {
-    struct l4_stats *stats;
-
-    stats = service_stats.lookup(&service);
-    if (stats) {
-        if (reply) {
-            stats->reply_packets++;
-            stats->reply_bytes += bytes;
-        } else {
-            stats->packets++;
-            stats->bytes += bytes;
-        }
-    }
-    stats = backend_stats.lookup(&backend);
-    if (stats) {
-        if (reply) {
-            stats->reply_packets++;
-            stats->reply_bytes += bytes;
-        } else {
-            stats->packets++;
-            stats->bytes += bytes;
-        }
-    }
+    pyxlb_l4_add(service_stats.lookup(&service), reply, bytes);
+    pyxlb_l4_add(backend_stats.lookup(&backend), reply, bytes);
 }
 
 static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, int failed)
