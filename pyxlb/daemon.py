@@ -24,6 +24,8 @@ from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.kernel_rules import KernelPlan, NotCompilable, NotServable, compile_config
 from pyxlb.l4_services import L4Services
+from pyxlb.log.format import server_events
+from pyxlb.log.sender import LogSender
 
 if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
@@ -35,7 +37,8 @@ class StartError(Exception):
 
 
 def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
-                   l4: L4Services | None = None) -> HealthMonitor:
+                   l4: L4Services | None = None,
+                   sender: LogSender | None = None) -> HealthMonitor:
     """Health checks whose verdicts drive the l7 pools, the layer-4 services
     and the stats page. `upstreams` is a getter: the pools are built with the
     monitor's observer."""
@@ -51,6 +54,15 @@ def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
             l4.update(server_up(monitor))
         reason = f", {report.describe()}" if report is not None else ""
         print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
+        backend = config.backends[target.backend]
+        if sender is not None and backend.logs:
+            events = server_events(
+                backend.name, name, up=up, backup=target.server.backup,
+                reason=report.describe() if report is not None else "reason: Maintenance",
+                states=[(s.backup, server_up(monitor)(backend.name, s.name))
+                        for s in backend.servers])
+            for level, message in events:
+                sender.emit(backend.logs, level, message)
 
     def on_log(target, logged) -> None:
         name = target.server.name
@@ -59,6 +71,15 @@ def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
 
     monitor = HealthMonitor(check_targets(config), on_change, on_log=on_log)
     return monitor
+
+
+def log_targets(config: Config) -> list:
+    """Every log target the config names (global, proxies), each once."""
+    proxies = [*config.frontends.values(), *config.backends.values()]
+    targets = {(t.kind, t.target): t for t in config.global_.logs}
+    for proxy in proxies:
+        targets.update({(t.kind, t.target): t for t in proxy.logs})
+    return list(targets.values())
 
 
 def server_up(monitor: HealthMonitor) -> Callable[[str, str], bool]:
@@ -93,7 +114,9 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
 
     stats = StatsRegistry.build(config.frontends, config.backends)
     l4 = L4Services(config, instance)
-    monitor = health_monitor(config, lambda: upstreams, l4)
+    sender = LogSender()
+    await sender.prepare(log_targets(config))
+    monitor = health_monitor(config, lambda: upstreams, l4, sender)
     # One Upstreams for all frontends: they share round-robin positions and pools.
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
     servers = []
@@ -133,6 +156,7 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
             l4_task.cancel()
             await asyncio.wait([l4_task])
         await monitor.stop()
+        sender.close()
         await close_servers(servers)
         l4.close()
 

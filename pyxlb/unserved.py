@@ -84,7 +84,8 @@ def unserved(config: Config) -> list[Unserved]:
         if be.cookie:
             add(be.where, f"backend {be.name}: cookie persistence is not served yet", False)
     if config.global_.logs:
-        add(config.global_.logs[0].where, "global: logging is not sent yet", False)
+        add(config.global_.logs[0].where, "global: only server state events are logged "
+            "yet (no httplog/tcplog lines)", False)
     if config.global_.stats_socket:
         add(config.global_.stats_socket.where, "global: the stats socket is not served yet",
             False)

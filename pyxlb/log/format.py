@@ -7,6 +7,7 @@ server state messages (server.c, srv_update_status; backend.c, set_backend_down)
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pyxlb.config.logs import FACILITIES, LEVELS
@@ -202,3 +203,23 @@ def server_down_level(was_stopping: bool) -> str:
 
 SERVER_UP_LEVEL = "notice"
 NO_SERVER_LEVEL = "emerg"
+
+
+def server_events(backend: str, server: str, *, up: bool, backup: bool, reason: str,
+                  states: Iterable[tuple[bool, bool]]) -> list[tuple[str, str]]:
+    """(level, message) pairs HAProxy logs when `server` of `backend` changes
+    state. `states` has (is_backup, is_up) for every server of the backend,
+    taken after the change."""
+    states = list(states)
+    active = sum(1 for is_backup, is_up in states if is_up and not is_backup)
+    backups = sum(1 for is_backup, is_up in states if is_up and is_backup)
+    if up:
+        return [(SERVER_UP_LEVEL, server_up_message(
+            backend, server, backup=backup, reason=reason, active_online=active,
+            backup_online=backups))]
+    events = [(server_down_level(False), server_down_message(
+        backend, server, backup=backup, reason=reason, active_left=active,
+        backup_left=backups))]
+    if not active and not backups:
+        events.append((NO_SERVER_LEVEL, no_server_message(backend)))
+    return events

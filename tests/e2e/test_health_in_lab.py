@@ -4,6 +4,8 @@ backup serves when every primary is down."""
 
 from __future__ import annotations
 
+import re
+import socket
 import time
 
 import pytest
@@ -39,7 +41,26 @@ def served_by(lab, path: str = "/") -> str:
 
 
 @pytest.fixture
-def checked(lab):
+def syslog(tmp_path, monkeypatch):
+    """A unix datagram socket standing in for /dev/log (health.cfg logs there)."""
+    path = tmp_path / "log.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    monkeypatch.setenv("PYXLB_LOG_SOCKET", str(path))
+    yield sock
+    sock.close()
+
+
+def next_line(syslog, containing: str) -> str:
+    while True:
+        line = syslog.recv(4096).decode()
+        if containing in line:
+            return line
+
+
+@pytest.fixture
+def checked(lab, syslog):
     lb = LabBalancer(lab, lab_config("health"))
     lb.start()
     try:
@@ -52,7 +73,7 @@ def checked(lab):
                 lab.start_server(role)
 
 
-def test_a_dead_backend_leaves_and_returns(lab, checked):
+def test_a_dead_backend_leaves_and_returns(lab, checked, syslog):
     assert csv_rows(lab)["web1"]["status"] == "UP"
     assert {served_by(lab) for _ in range(4)} == {"200 web1", "200 web2"}
 
@@ -60,13 +81,20 @@ def test_a_dead_backend_leaves_and_returns(lab, checked):
     wait_status(lab, "web2", "DOWN", FALL * INTER_S + 1)
     assert [served_by(lab) for _ in range(6)] == ["200 web1"] * 6
     assert "Server http_back/web2 is DOWN" in checked.log()
+    # HAProxy's event at alert on local0 (PRI 129), with what is left.
+    down = next_line(syslog, "web2 is DOWN")
+    assert re.fullmatch(r"<129>\w{3} [ \d]\d \d\d:\d\d:\d\d haproxy\[\d+\]: Server "
+                        r"http_back/web2 is DOWN, reason: Layer7? ?.*\. 1 active and 1 backup "
+                        r"servers left\. 0 sessions active, 0 requeued, 0 remaining in "
+                        r"queue\.\n", down), down
 
     lab.start_server("web2")
     wait_status(lab, "web2", "UP", RISE * INTER_S + 2)
+    assert next_line(syslog, "web2 is UP").startswith("<133>")
     assert {served_by(lab) for _ in range(4)} == {"200 web1", "200 web2"}
 
 
-def test_the_backup_serves_when_every_primary_is_down(lab, checked):
+def test_the_backup_serves_when_every_primary_is_down(lab, checked, syslog):
     assert csv_rows(lab)["backup1"]["stot"] == "0"
     lab.stop_server("web1")
     lab.stop_server("web2")
@@ -75,3 +103,6 @@ def test_the_backup_serves_when_every_primary_is_down(lab, checked):
     # The WebSocket backend answers plain GETs of /status, which is all we need.
     assert [served_by(lab, "/status")[:3] for _ in range(3)] == ["200"] * 3
     assert csv_rows(lab)["backup1"]["stot"] == "3"
+    first, second = next_line(syslog, "is DOWN"), next_line(syslog, "is DOWN")
+    assert "1 active and 1 backup servers left" in first
+    assert "0 active and 1 backup servers left" in second

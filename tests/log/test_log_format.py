@@ -19,6 +19,7 @@ from pyxlb.log.format import (
     pri,
     server_down_level,
     server_down_message,
+    server_events,
     server_up_message,
     session_level,
     session_line,
@@ -251,3 +252,23 @@ def test_server_up() -> None:
         "<141>Nov 24 06:09:57 haproxy[13371]: Server be/a is UP, reason: Layer4 check passed, "
         "check duration: 0ms. 1 active and 0 backup servers online. 0 sessions requeued, "
         "0 total in queue.\n")
+
+
+def test_server_events_count_what_is_left_and_say_when_nothing_is():
+    down = server_events("be", "a", up=False, backup=False,
+                         reason="reason: Layer4 connection problem, info: \"Connection "
+                         "refused\", check duration: 0ms",
+                         states=[(False, False), (True, True)])
+    assert down == [("alert", 'Server be/a is DOWN, reason: Layer4 connection problem, info: '
+                     '"Connection refused", check duration: 0ms. 0 active and 1 backup '
+                     'servers left. 0 sessions active, 0 requeued, 0 remaining in queue.')]
+    last = server_events("be", "c", up=False, backup=True, reason="reason: x",
+                         states=[(False, False), (True, False)])
+    assert [level for level, _ in last] == ["alert", "emerg"]
+    assert last[0][1].startswith("Backup Server be/c is DOWN")
+    assert last[1][1] == "backend be has no server available!"
+    back = server_events("be", "a", up=True, backup=False, reason="reason: Layer4 check "
+                         "passed, check duration: 0ms", states=[(False, True), (True, True)])
+    assert back == [("notice", "Server be/a is UP, reason: Layer4 check passed, check "
+                     "duration: 0ms. 1 active and 1 backup servers online. 0 sessions "
+                     "requeued, 0 total in queue.")]
