@@ -13,8 +13,10 @@
 #define PYXLB_AF_INET 2
 #define PYXLB_AF_INET6 10
 
+/* `via`, when not NULL, is the next hop to look up (a DSR backend: the
+ * packet keeps the VIP as its destination); else the packet's destination. */
 static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_pkt *pkt,
-                                         struct dp_counters *counters)
+                                         const __u8 *via, struct dp_counters *counters)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
@@ -31,7 +33,7 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
         fib.family = PYXLB_AF_INET6;
         fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
         __builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
-        __builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+        __builtin_memcpy(fib.ipv6_dst, via ? via : (const __u8 *)&ip6->daddr, 16);
     } else {
         struct iphdr *ip = l3;
 
@@ -41,7 +43,10 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
         fib.tos = ip->tos;
         fib.tot_len = bpf_ntohs(ip->tot_len);
         fib.ipv4_src = ip->saddr;
-        fib.ipv4_dst = ip->daddr;
+        if (via)
+            __builtin_memcpy(&fib.ipv4_dst, via + 12, 4);
+        else
+            fib.ipv4_dst = ip->daddr;
     }
     fib.l4_protocol = pkt->l4_proto;
     fib.ifindex = ctx->ingress_ifindex;

@@ -244,17 +244,21 @@ static __always_inline int pyxlb_l4_send(struct xdp_md *ctx, struct pyxlb_pkt *p
                                          struct conn *conn, int reply,
                                          struct dp_counters *counters)
 {
+    const __u8 *via = NULL;
+
     if (reply && pkt->l4_proto == IPPROTO_TCP)
         pyxlb_l4_observe(conn, pkt);
     pyxlb_conn_touch(conn, pkt);
-    if (pyxlb_nat_rewrite(ctx, pkt, conn))
+    if (conn->state & PYXLB_CONN_DSR)
+        via = conn->out_dst_addr;
+    else if (pyxlb_nat_rewrite(ctx, pkt, conn))
         return PYXLB_NOT_L4;
     pyxlb_l4_count(conn->service, conn->backend, reply, ctx->data_end - ctx->data);
     if (reply)
         counters->l4_replied++;
     else
         counters->l4_forwarded++;
-    return pyxlb_send_on(ctx, pkt, counters);
+    return pyxlb_send_on(ctx, pkt, via, counters);
 }
 
 /* The backend a new flow gets from its service's table; NULL when the
@@ -309,6 +313,27 @@ static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, stru
     return -1;
 }
 
+/* A new flow of a DSR service: remembered so that it stays on its backend
+ * when the table changes, and sent on unchanged but for the MACs. Its
+ * replies never come this way, so it has no reply entry and no NAT port. */
+static __always_inline int pyxlb_l4_new_dsr_flow(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+                                                 struct flow_key *key, struct conn *forward,
+                                                 struct backend *backend,
+                                                 struct dp_counters *counters)
+{
+    forward->state = PYXLB_CONN_DSR;
+    __builtin_memcpy(forward->out_src_addr, key->src_addr, 16);
+    __builtin_memcpy(forward->out_dst_addr, backend->addr, 16);
+    forward->out_sport = key->sport;
+    forward->out_dport = key->dport;
+    conntrack.update(key, forward);
+    counters->l4_new_flows++;
+    pyxlb_l4_count_flow(forward->service, forward->backend, 0);
+    pyxlb_l4_count(forward->service, forward->backend, 0, ctx->data_end - ctx->data);
+    counters->l4_forwarded++;
+    return pyxlb_send_on(ctx, pkt, backend->addr, counters);
+}
+
 /* A new flow to a service, if `key`'s destination is one: picks its backend,
  * claims its NAT port, records both directions, sends the packet on. */
 static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
@@ -348,6 +373,8 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
     forward.backend = reply.backend = number;
     forward.service = reply.service = svc->id;
     forward.last_seen_ns = reply.last_seen_ns = bpf_ktime_get_coarse_ns();
+    if (svc->flags & PYXLB_SERVICE_DSR)
+        return pyxlb_l4_new_dsr_flow(ctx, pkt, key, &forward, backend, counters);
     __builtin_memcpy(forward.out_src_addr, svc->snat_addr, 16);
     __builtin_memcpy(forward.out_dst_addr, backend->addr, 16);
     forward.out_dport = backend->port;
@@ -375,7 +402,7 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
         return XDP_PASS;
     pyxlb_l4_count(forward.service, number, 0, ctx->data_end - ctx->data);
     counters->l4_forwarded++;
-    return pyxlb_send_on(ctx, pkt, counters);
+    return pyxlb_send_on(ctx, pkt, NULL, counters);
 }
 
 /* Layer-4 services, for a packet whose destination port is a service's or

@@ -127,11 +127,16 @@ struct listener {
 struct service {
     __u8 snat_addr[16];  /* full NAT: the source address backends see (the balancer's) */
     __u32 id;            /* its slot in `maglev` and `service_stats`, < PYXLB_SERVICES_MAX */
-    __u8 flags;          /* none yet: full NAT is the only mode */
+    __u8 flags;          /* PYXLB_SERVICE_*: how its packets reach a backend */
     __u8 algorithm;      /* PYXLB_ALGO_*: how a new flow picks its backend */
     __u16 __pad;
     __u64 rr_next;       /* roundrobin: new flows so far, the next slot to take */
 };
+
+/* Direct server return: only the MACs change; backends hold the VIP on a
+ * loopback and answer clients straight, never through the balancer. Without
+ * it, full NAT. */
+#define PYXLB_SERVICE_DSR 0x01
 
 /* Each service's table in `maglev` holds the backend for every slot; the
  * algorithm says which slot a new flow takes. */
@@ -182,6 +187,8 @@ struct conn {
 #define PYXLB_CONN_FIN 0x01
 #define PYXLB_CONN_RST 0x02
 #define PYXLB_CONN_ANSWERED 0x04  /* reply entry: the backend sent its SYN-ACK */
+#define PYXLB_CONN_DSR 0x08       /* forward entry of a DSR flow: sent on unchanged to
+                                   * out_dst_addr's link; no reply entry */
 
 /* Counters of a service (`service_stats`) or a backend (`backend_stats`),
  * per CPU. */

@@ -96,6 +96,9 @@ def _threshold(rule: TcpRequestRule, match: Match) -> tuple[str, int]:
 def _tracked_binds(frontend: Frontend, number: int) -> list[TrackedBind]:
     binds = []
     for bind in frontend.binds:
+        if bind.proto != "tcp":
+            raise NotCompilable(frontend.tcp_request[0], f"bind {bind.where}: tcp-request "
+                                "connection rules act on TCP connections, not on udp@ binds")
         if bind.host is not None:
             try:
                 ipaddress.ip_address(bind.host)
@@ -207,11 +210,13 @@ def _address(text: str, where: object, what: str) -> ipaddress.IPv4Address | ipa
 
 
 def kernel_services(config: Config, addresses: Mapping[int, str],
-                    up: Callable[[str, Server], bool]) -> list[Service]:
+                    up: Callable[[str, Server], bool],
+                    weight: Callable[[str, Server], int] | None = None) -> list[Service]:
     """The layer-4 services of `config`'s kernel-tier frontends. `addresses`
     is the balancer's address on the served interface per IP version: the VIP
     of a `bind *:PORT` and every service's NAT source address. `up(backend,
-    server)` says whether health checks have the server up."""
+    server)` says whether health checks have the server up; `weight(backend,
+    server)` is its weight when the runtime API changed it (0 counts as not up)."""
     found: list[Service] = []
     for fe in kernel_frontends(config):
         if fe.default_backend is None:
@@ -234,16 +239,26 @@ def kernel_services(config: Config, addresses: Mapping[int, str],
                 servers = []
                 for server, state in zip(backend.servers, states, strict=True):
                     addr = _address(server.host, server.where, f"server {server.name}")
-                    if addr.version == version:
-                        servers.append(L4Backend(str(addr), server.port or bind.port,
-                                                 server.weight, state))
+                    if addr.version != version:
+                        continue
+                    port = server.port or bind.port
+                    if backend.forward == "dsr" and port != bind.port:
+                        raise NotServable(f"{server.where}: server {server.name}: with "
+                                          "'pyxlb-forward dsr' a server must listen on the "
+                                          f"bind's port {bind.port} (direct server return "
+                                          "leaves ports as they are)")
+                    # A weight of 0 takes the server out through `up`; the table
+                    # still needs a positive one.
+                    w = server.weight if weight is None else weight(backend.name, server)
+                    servers.append(L4Backend(str(addr), port, w or server.weight, state))
                 if servers or bind.host is not None:
                     snat = addresses.get(version)
                     if snat is None:
                         raise NotServable(f"{bind.where}: frontend {fe.name}: the interface "
                                           f"has no IPv{version} address to NAT from")
                     found.append(Service(vip, bind.port, snat, tuple(servers),
-                                         algorithm=algorithm))
+                                         proto=bind.proto, algorithm=algorithm,
+                                         forward=backend.forward))
     return found
 
 
@@ -266,6 +281,6 @@ def layer4_observed(config: Config, addresses: Mapping[int, str]
                     if server.observe != "layer4":
                         continue
                     addr = str(ipaddress.ip_address(server.host))
-                    found[((vip, bind.port, "tcp"), addr, server.port or bind.port)] = (
+                    found[((vip, bind.port, bind.proto), addr, server.port or bind.port)] = (
                         backend.name, server.name)
     return found

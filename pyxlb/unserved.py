@@ -55,6 +55,11 @@ def unserved(config: Config) -> list[Unserved]:
                 add(fe.where, f"frontend {fe.name}: a layer-4 service needs a "
                     "default_backend", True)
             continue
+        for bind in fe.binds:
+            if bind.proto == "udp":
+                add(bind.where, f"frontend {fe.name}: udp@ binds are served by the kernel "
+                    "tier only, which this frontend does not fit (mode tcp, kernel rules, "
+                    "a backend the kernel can balance)", True)
         if fe.mode != "http":
             why = ("mode tcp is served by the kernel tier only, which this frontend "
                    "does not fit (TLS, layer-7 rules, or a backend the kernel cannot "
@@ -81,6 +86,9 @@ def unserved(config: Config) -> list[Unserved]:
             if _uses_stick_table(rule):
                 add(rule.where, f"backend {be.name}: stick-table counters in http rules are "
                     "not served yet", True)
+        if be.forward == "dsr" and be.tier != "kernel":
+            add(be.where, f"backend {be.name}: 'pyxlb-forward dsr' is for layer-4 services "
+                "served by the kernel tier (mode tcp, a kernel balance)", True)
         if be.cookie:
             add(be.where, f"backend {be.name}: cookie persistence is not served yet", False)
     if config.global_.logs:

@@ -7,7 +7,7 @@ from ipaddress import ip_network
 import pytest
 
 from pyxlb.config import parse_text
-from pyxlb.kernel_rules import NotCompilable, compile_config, kernel_services
+from pyxlb.kernel_rules import NotCompilable, NotServable, compile_config, kernel_services
 
 HEAD = """
 defaults
@@ -153,3 +153,23 @@ def test_an_explicit_bind_address_is_the_vip_and_source_hashing_is_maglev():
 
 def test_http_frontends_are_not_services():
     assert services_for("") == []
+
+
+def test_udp_binds_and_dsr_make_udp_and_dsr_services():
+    (svc,) = services_for(L4.replace("bind *:9000", "bind udp@*:9000\n    pyxlb-forward dsr"))
+    assert (svc.proto, svc.forward, svc.port) == ("udp", "dsr", 9000)
+    assert [b.port for b in svc.backends] == [9000] * 4
+
+
+def test_dsr_refuses_a_server_on_another_port_at_its_line():
+    with pytest.raises(NotServable, match=r"t.cfg:\d+: server a: with 'pyxlb-forward dsr' a "
+                                          r"server must listen on the bind's port 9000"):
+        services_for(L4.replace("10.0.0.1:9000", "10.0.0.1:9001")
+                     .replace("bind *:9000", "bind *:9000\n    pyxlb-forward dsr"))
+
+
+def test_connection_rules_on_a_udp_bind_are_refused():
+    with pytest.raises(NotCompilable, match="act on TCP connections, not on udp@ binds"):
+        compile_config(parse_text(HEAD + L4.replace("bind *:9000", "bind udp@*:9000\n"
+                                                    "    tcp-request connection reject if "
+                                                    "{ src 10.9.9.9 }"), "t.cfg", env={}))

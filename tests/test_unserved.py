@@ -90,3 +90,20 @@ listen db
 """)
     assert found == [(8, "backend db: 'balance leastconn' is not served in the kernel yet "
                       "(want roundrobin or source)", True)]
+
+
+def test_udp_binds_and_dsr_need_the_kernel_tier():
+    found = findings("""
+frontend fe
+    bind udp@*:53
+    default_backend be
+backend be
+    pyxlb-forward dsr
+    server a 10.0.0.1:53
+""")
+    assert found == [
+        (9, "frontend fe: udp@ binds are served by the kernel tier only, which this frontend "
+             "does not fit (mode tcp, kernel rules, a backend the kernel can balance)", True),
+        (11, "backend be: 'pyxlb-forward dsr' is for layer-4 services served by the kernel "
+             "tier (mode tcp, a kernel balance)", True),
+    ]

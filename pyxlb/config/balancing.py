@@ -94,6 +94,24 @@ def _hash_type(st: Statement, p: ProxyDraft) -> None:
     p.hash_type = kind.text  # type: ignore[assignment]
 
 
+FORWARD_MODES = ("nat", "dsr")
+
+
+@PROXY.keyword("pyxlb-forward", "nat or dsr", args=1, caps=Cap.BE)
+def _forward(st: Statement, p: ProxyDraft) -> None:
+    """pyxlb's own keyword, not HAProxy's: how the kernel tier sends a layer-4
+    service's flows to its servers. `nat` (the default) rewrites both ends as
+    `mode tcp` would look to servers; `dsr` (direct server return) only
+    changes MACs: servers see the client, must hold the VIP on a loopback and
+    listen on the bind's port, and answer clients without the balancer."""
+    mode = st.args[0].text
+    if mode not in FORWARD_MODES:
+        hint = did_you_mean(mode, FORWARD_MODES)
+        raise st.error(f"unknown forwarding '{mode}' (expected 'nat' or 'dsr'){hint}",
+                       st.args[0])
+    p.forward = mode  # type: ignore[assignment]
+
+
 @PROXY.keyword("cookie", "<name> [insert|rewrite|prefix] [options]", args=(1, None),
                caps=Cap.BE, misplaced="warn")
 def _cookie(st: Statement, p: ProxyDraft) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pyxlb.config.keywords import Statement, WordOptions
@@ -38,14 +39,25 @@ BIND_OPTIONS.unsupported(
 )
 
 
+# HAProxy's address prefixes that pyxlb takes on a bind, and the protocol each means.
+_PROTOCOL_PREFIXES = {"udp@": "udp", "tcp@": "tcp"}
+
+
 def bind_from(st: Statement) -> Bind:
     """The Bind a `bind` statement describes."""
     address, *options = st.args
-    host, port = st.parse(address, parse_address, need_port=True, any_host=True)
+    text, proto = address.text, "tcp"
+    for prefix, name in _PROTOCOL_PREFIXES.items():
+        if text.startswith(prefix):
+            text, proto = text[len(prefix):], name
+    host, port = st.parse(dataclasses.replace(address, text=text), parse_address,
+                          need_port=True, any_host=True)
     fields = BIND_OPTIONS.parse(st, options)
     if fields.get("ssl") and not fields.get("crt"):
         raise st.error(f"'bind {address.text}' has 'ssl' but no certificate: add 'crt <file>'")
     if fields.get("crt") and not fields.get("ssl"):
         st.warn(f"'crt' has no effect on 'bind {address.text}' without 'ssl'")
     assert port is not None
-    return Bind(host=host, port=port, where=st.where, **fields)
+    if proto == "udp" and fields.get("ssl"):
+        raise st.error(f"'bind {address.text}': 'ssl' is for TCP, not a udp@ address")
+    return Bind(host=host, port=port, proto=proto, where=st.where, **fields)

@@ -101,6 +101,8 @@ class Bind:
 
     host: str | None
     port: int
+    # "udp" from a `udp@` address: only the kernel tier serves it.
+    proto: Literal["tcp", "udp"] = "tcp"
     ssl: bool = False
     crt: str | None = None
     where: Where
@@ -328,6 +330,8 @@ class Backend:
     where: Where
     balance_params: BalanceParams = BalanceParams()
     hash_type: Literal["map-based", "consistent"] = "map-based"
+    # pyxlb's own (`pyxlb-forward`): how the kernel tier sends a layer-4 flow on.
+    forward: Literal["nat", "dsr"] = "nat"
     retries: int = DEFAULT_RETRIES
     cookie: Cookie | None = None
     httpchk: HttpCheck | None = None

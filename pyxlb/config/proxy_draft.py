@@ -61,6 +61,7 @@ class ProxyDraft:
     balance: str = "roundrobin"
     balance_params: BalanceParams = BalanceParams()
     hash_type: Literal["map-based", "consistent"] = "map-based"
+    forward: Literal["nat", "dsr"] = "nat"
     maxconn: int | None = None
     backlog: int | None = None
     retries: int = DEFAULT_RETRIES
@@ -105,7 +106,7 @@ class ProxyDraft:
     def inherit(self, defaults: ProxyDraft) -> None:
         """Start from a defaults section's settings, as HAProxy copies them."""
         for name in ("mode", "options", "timeouts", "logs", "balance", "balance_params",
-                     "hash_type", "maxconn", "backlog", "retries", "default_backend",
+                     "hash_type", "forward", "maxconn", "backlog", "retries", "default_backend",
                      "stats_uri", "stats", "cookie", "httpchk", "http_check_expects",
                      "default_server", "origins"):
             setattr(self, name, copy.copy(getattr(defaults, name)))

@@ -302,7 +302,8 @@ def build_proxy(p: ProxyDraft, global_logs: list[LogTarget],
     if p.kind.caps & Cap.BE:
         balance, params = balancing.effective_balance(p, warnings)
         backend = Backend(name=p.name, mode=p.mode, balance=balance, balance_params=params,
-                          hash_type=p.hash_type, servers=balancing.effective_servers(p, warnings),
+                          hash_type=p.hash_type, forward=p.forward,
+                          servers=balancing.effective_servers(p, warnings),
                           options=frozenset(o for o in options if OPTION_CAPS[o] & Cap.BE),
                           timeouts=_timeouts(p, Cap.BE), logs=list(logs), where=p.where,
                           retries=p.retries, cookie=balancing.effective_cookie(p, warnings),

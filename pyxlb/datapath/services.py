@@ -33,8 +33,9 @@ from pyxlb.datapath.maps import BpfMap, decode, fold_percpu
 MAP_NAMES = ("services", "backends", "maglev", "maglev_table", "conntrack", "nat_reverse",
              "service_stats", "backend_stats", "l4_params", "ports")
 ALGORITHMS = {"maglev": 0, "roundrobin": 1}  # bpf/structs.h: PYXLB_ALGO_*
+FORWARDING = {"nat": 0, "dsr": 0x01}  # PYXLB_SERVICE_DSR
 BACKEND_STATES = {"unused": 0, "up": 1, "drain": 2, "down": 3}  # PYXLB_BACKEND_*
-CONN_FIN, CONN_RST, CONN_ANSWERED = 0x01, 0x02, 0x04  # PYXLB_CONN_*
+CONN_FIN, CONN_RST, CONN_ANSWERED, CONN_DSR = 0x01, 0x02, 0x04, 0x08  # PYXLB_CONN_*
 NO_BACKEND = 0xFFFF_FFFF  # a Maglev slot with no server (every one of them is down)
 MAX_WEIGHT = 256  # HAProxy's
 SERVICE_BITS = ports.PORT_SERVICE | ports.PORT_NAT
@@ -80,8 +81,11 @@ class Backend:
 
 @dataclass(frozen=True)
 class Service:
-    """A layer-4 service: `vip`:`port` balanced over `backends` with full NAT,
-    backends seeing `snat` (the balancer's address) as the source."""
+    """A layer-4 service: `vip`:`port` balanced over `backends`. `forward`
+    "nat": full NAT, backends see `snat` (the balancer's address) as the
+    source; "dsr": direct server return, backends see the client, hold the
+    VIP on a loopback, listen on the service's port and answer clients
+    straight."""
 
     vip: str
     port: int
@@ -89,6 +93,7 @@ class Service:
     backends: tuple[Backend, ...] = ()
     proto: str = "tcp"
     algorithm: str = "maglev"
+    forward: str = "nat"
 
     def __post_init__(self) -> None:
         name = f"service {self.vip}:{self.port}/{self.proto}"
@@ -101,6 +106,9 @@ class Service:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"{name}: algorithm {self.algorithm!r} is not one of "
                              f"{', '.join(ALGORITHMS)}")
+        if self.forward not in FORWARDING:
+            raise ValueError(f"{name}: forwarding {self.forward!r} is not one of "
+                             f"{', '.join(FORWARDING)}")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"{name}: port out of range (1-65535)")
         seen = set()
@@ -110,6 +118,9 @@ class Service:
                 raise ValueError(f"{where} is not IPv{family} like the VIP")
             if not 1 <= b.port <= 65535:
                 raise ValueError(f"{where}: port out of range (1-65535)")
+            if self.forward == "dsr" and b.port != self.port:
+                raise ValueError(f"{where}: direct server return leaves ports as they are: "
+                                 f"the server must listen on the service's port {self.port}")
             if not 0 <= b.weight <= MAX_WEIGHT:
                 raise ValueError(f"{where}: weight {b.weight} is not 0-{MAX_WEIGHT}")
             if b.state not in BACKEND_STATES or b.state == "unused":
@@ -449,12 +460,13 @@ def apply(maps: L4Maps, services: Sequence[Service], nat_ports: range) -> Plan:
                 or not maps.has_table(sid)):
             maps.swap_table(sid, new.tables[sid])
     for key, (sid, svc) in new.services.items():
-        entry = maps["services"].layout.value_type(id=sid, algorithm=ALGORITHMS[svc.algorithm])
+        entry = maps["services"].layout.value_type(id=sid, algorithm=ALGORITHMS[svc.algorithm],
+                                                   flags=FORWARDING[svc.forward])
         entry.snat_addr[:] = list(_mapped(ipaddress.ip_address(svc.snat)))
         old = entries[key]
         # Rewritten only when it changed: that would restart roundrobin's turns.
-        if old is None or (bytes(old.snat_addr), old.id, old.algorithm) != (
-                bytes(entry.snat_addr), entry.id, entry.algorithm):
+        if old is None or (bytes(old.snat_addr), old.id, old.algorithm, old.flags) != (
+                bytes(entry.snat_addr), entry.id, entry.algorithm, entry.flags):
             libbpf.map_update(maps["services"].fd, _service_key(maps, key), entry)
     ports.update_flags(maps["ports"], SERVICE_BITS,
                        service_ports([svc for _, svc in new.services.values()], nat_ports))

@@ -1,8 +1,11 @@
-"""Backend programs for the lab: an HTTP server, a WebSocket echo server, a TCP echo server.
+"""Backend programs for the lab: an HTTP server, a WebSocket echo server, a TCP echo server,
+and a "who" server that tells each TCP connection and UDP datagram its name and the
+address it came from (layer-4 tests: which server, and whose address it saw).
 
     python -m pyxlb.lab.servers web --name web1 [--port 80] [--bind ADDR]
     python -m pyxlb.lab.servers ws  --name ws1  [--port 80]
     python -m pyxlb.lab.servers tcp --name tcp1 [--port 9000]
+    python -m pyxlb.lab.servers who --name web1 [--port 7000]
 
 Each listens on IPv4 and IPv6 unless --bind names one address, then prints a single
 line starting with "ready" to stdout. After that stdout points at /dev/null, so the lab
@@ -159,9 +162,51 @@ def run_tcp(name: str, port: int, bind: str | None) -> None:
     asyncio.run(_run_tcp(name, port, bind))
 
 
+# -- who ---------------------------------------------------------------------------
+
+WHO_PORT = 7000
+
+
+def who_line(name: str, peer: tuple[str, ...]) -> bytes:
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+    return f"{name} {peer[0].removeprefix('::ffff:')}\n".encode()
+
+
+class _WhoDatagrams(asyncio.DatagramProtocol):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(who_line(self.name, addr), addr)  # type: ignore[attr-defined]
+
+
+async def _run_who(name: str, port: int, bind: str | None) -> None:
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(who_line(name, writer.get_extra_info("peername")))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(greet, bind, port)
+    # "::" takes IPv4 too (dual stack).
+    await loop.create_datagram_endpoint(lambda: _WhoDatagrams(name), (bind or "::", port))
+    async with server:
+        announce_ready("who", name, port)
+        await server.serve_forever()
+
+
+def run_who(name: str, port: int, bind: str | None) -> None:
+    asyncio.run(_run_who(name, port, bind))
+
+
 # -- entry -------------------------------------------------------------------------
 
-KINDS = {"web": (run_web, WEB_PORT), "ws": (run_ws, WS_PORT), "tcp": (run_tcp, TCP_PORT)}
+KINDS = {"web": (run_web, WEB_PORT), "ws": (run_ws, WS_PORT), "tcp": (run_tcp, TCP_PORT),
+         "who": (run_who, WHO_PORT)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Run one lab backend server.")
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--name", required=True, help="name sent in X-Server and bodies")
-    parser.add_argument("--port", type=int, help="default: 80 for web/ws, 9000 for tcp")
+    parser.add_argument("--port", type=int,
+                        help="default: 80 for web/ws, 9000 for tcp, 7000 for who")
     parser.add_argument("--bind", help="one address to listen on (default: all, v4 and v6)")
     args = parser.parse_args(argv)
     run, default_port = KINDS[args.kind]

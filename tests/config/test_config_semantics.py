@@ -261,12 +261,29 @@ def test_bind_forms(parse: Parse) -> None:
             bind [::1]:84
             bind lb.example.com:85
             bind *:443 ssl crt /etc/ssl/site.pem
+            bind udp@*:53
+            bind tcp@10.0.0.1:86
     """).frontends["f"]
     assert [(b.host, b.port, b.ssl, b.crt) for b in front.binds] == [
         (None, 80, False, None), (None, 81, False, None), ("0.0.0.0", 82, False, None),
         ("::", 83, False, None), ("::1", 84, False, None), ("lb.example.com", 85, False, None),
-        (None, 443, True, "/etc/ssl/site.pem"),
+        (None, 443, True, "/etc/ssl/site.pem"), (None, 53, False, None),
+        ("10.0.0.1", 86, False, None),
     ]
+    assert [b.proto for b in front.binds] == ["tcp"] * 7 + ["udp", "tcp"]
+
+
+def test_pyxlb_forward_chooses_how_the_kernel_tier_forwards(parse: Parse) -> None:
+    config = parse("""\
+        backend nat
+            mode tcp
+            server a 10.0.0.1:80
+        backend dsr
+            mode tcp
+            pyxlb-forward dsr
+            server a 10.0.0.1:80
+    """)
+    assert (config.backends["nat"].forward, config.backends["dsr"].forward) == ("nat", "dsr")
 
 
 def test_server_forms(parse: Parse) -> None:

@@ -465,3 +465,67 @@ def test_a_clients_rst_is_not_the_servers_refusal(xdp_in_net):
     xdp.run(bytes(syn()))
     xdp.run(bytes(client_packet(TCP(sport=40123, dport=80, flags="R"))))
     assert backend_counts(xdp, server)["refused"] == 0
+
+
+# -- direct server return: the MACs change, nothing else; no reply entry --------------
+
+WEB_DSR = Service(VIP, 80, SNAT, tuple(Backend(b.addr, 80) for b in WEB.backends),
+                  forward="dsr")
+
+
+def test_dsr_sends_the_packet_unchanged_but_for_the_macs(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB_DSR)
+    packet = syn() / b"payload"
+    server, port, _ = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX
+    out = Ether(bytes(packet))
+    out.src, out.dst = LB_MAC, SERVERS[server]
+    assert result.data_out == bytes(out)  # IP and TCP untouched, checksums too
+    key, conn = only(xdp.maps["conntrack"])
+    assert (key["src_addr"], key["dst_addr"]) == (CLIENT, VIP)
+    assert (conn["out_dst_addr"], conn["state"]) == (server, services.CONN_DSR)
+    assert len(xdp.maps["nat_reverse"]) == 0
+    data = client_packet(TCP(sport=40123, dport=80, flags="PA") / b"GET /")
+    result = xdp.run(bytes(data))
+    assert result.retval == XDP_TX
+    assert Ether(result.data_out).dst == SERVERS[server]
+    assert Ether(result.data_out)[IP].dst == VIP
+    counters = xdp.counters()
+    assert (counters["l4_new_flows"], counters["l4_forwarded"]) == (1, 2)
+    [stats] = services.stats(xdp.l4)
+    assert (stats["new_flows"], stats["packets"]) == (1, 2)
+
+
+def test_dsr_flows_keep_their_server_when_the_table_changes(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB_DSR)
+    flows = range(21000, 21040)
+    first = {sport: Ether(xdp.run(bytes(syn(sport))).data_out).dst for sport in flows}
+    assert len(set(first.values())) == 3
+    gone = "10.111.0.21"
+    serve(xdp, Service(VIP, 80, SNAT, tuple(b for b in WEB_DSR.backends if b.addr != gone),
+                       forward="dsr"))
+    for sport in flows:
+        ack = client_packet(TCP(sport=sport, dport=80, flags="A"))
+        assert Ether(xdp.run(bytes(ack)).data_out).dst == first[sport]
+    assert all(Ether(xdp.run(bytes(syn(sport))).data_out).dst != SERVERS[gone]
+               for sport in range(31000, 31040))
+
+
+def test_dsr_works_for_ipv6_and_udp(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, Service(VIP6, 53, SNAT6, (Backend("fd00:111::21", 53),), proto="udp",
+                       forward="dsr"))
+    packet = client_packet(UDP(sport=5353, dport=53) / b"query", CLIENT6, VIP6)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX
+    out = Ether(bytes(packet))
+    out.src, out.dst = LB_MAC, SERVERS["fd00:111::21"]
+    assert result.data_out == bytes(out)
+
+
+def test_dsr_needs_servers_on_the_service_port():
+    with pytest.raises(ValueError, match="must listen on the service's port 80"):
+        Service(VIP, 80, SNAT, (Backend("10.111.0.21", 8080),), forward="dsr")
