@@ -60,15 +60,14 @@ static __always_inline int pyxlb_nat_rewrite(struct xdp_md *ctx, const struct py
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     void *l3 = data + (pkt->l3_off & PYXLB_L3_OFF_MASK);
+    void *l4 = data + (pkt->l4_off & PYXLB_L4_OFF_MASK);
     __u64 delta;
-    void *l4;
 
     if (pkt->ipv6) {
         struct ipv6hdr *ip6 = l3;
 
         if ((void *)(ip6 + 1) > data_end)
             return -1;
-        l4 = ip6 + 1;
         /* Checked before anything is written, so a failure leaves the
          * packet as it came. */
         if (l4 + (pkt->l4_proto == IPPROTO_TCP ? sizeof(struct tcphdr)
@@ -85,7 +84,6 @@ static __always_inline int pyxlb_nat_rewrite(struct xdp_md *ctx, const struct py
 
         if ((void *)(ip + 1) > data_end)
             return -1;
-        l4 = l3 + ((ip->ihl * 4) & 0x3c);
         if (l4 + (pkt->l4_proto == IPPROTO_TCP ? sizeof(struct tcphdr)
                                                : sizeof(struct udphdr)) > data_end)
             return -1;

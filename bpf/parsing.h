@@ -15,6 +15,10 @@
 #include "structs.h"
 
 #define PYXLB_MAX_VLAN_TAGS 2
+/* IPv6 extension headers walked before giving up on finding the L4 header. */
+#define PYXLB_MAX_EXT_HEADERS 4
+/* Bounds L4 offsets for the verifier: deeper headers are not looked at. */
+#define PYXLB_L4_OFF_MASK 0x1ff
 #define PYXLB_IP_MF 0x2000
 #define PYXLB_IP_OFFSET 0x1fff
 
@@ -30,6 +34,8 @@ struct pyxlb_pkt {
     __u16 sport;         /* host order; 0 unless has_ports */
     __u16 dport;
     __u16 l3_off;        /* where the IP header starts */
+    __u16 l4_off;        /* where the TCP or UDP header starts, past IP options and
+                          * IPv6 extension headers; valid when has_ports */
     __u8 l4_proto;
     __u8 tcp_flags;      /* byte 13 of the TCP header; 0 when not TCP or not seen */
     __u8 ipv6;
@@ -95,8 +101,10 @@ static __always_inline int pyxlb_parse_ipv4(void *l3, void *data_end,
     pkt->l4_proto = ip->protocol;
     pkt->fragment = !!(ip->frag_off & bpf_htons(PYXLB_IP_MF | PYXLB_IP_OFFSET));
     /* Only a first fragment carries the TCP or UDP header. */
-    if (!(ip->frag_off & bpf_htons(PYXLB_IP_OFFSET)))
+    if (!(ip->frag_off & bpf_htons(PYXLB_IP_OFFSET))) {
+        pkt->l4_off = pkt->l3_off + hdr_len;
         pyxlb_read_l4(l3 + hdr_len, data_end, pkt);
+    }
     return PYXLB_PARSED;
 }
 
@@ -111,7 +119,61 @@ static __always_inline int pyxlb_v4_mapped(const __u8 *addr)
     return !bits && addr[10] == 0xff && addr[11] == 0xff;
 }
 
-static __always_inline int pyxlb_parse_ipv6(void *l3, void *data_end,
+struct pyxlb_ipv6_ext {
+    __u8 nexthdr;
+    __u8 hdrlen;
+    __be16 frag_off;     /* the fragment header's; other headers' data */
+};
+
+#define PYXLB_IP6_OFFSET 0xfff8
+
+/* Walks IPv6 extension headers (hop-by-hop, routing, destination options,
+ * fragment, AH) to the upper-layer header: sets l4_proto, l4_off and
+ * fragment. Returns 0, or -1 when a header is cut short. A chain longer
+ * than we walk leaves l4_proto at the header we stopped at, so the packet
+ * is only counted, never balanced. */
+static __always_inline int pyxlb_walk_ipv6_ext(void *data, void *data_end, struct pyxlb_pkt *pkt,
+                                               __u8 nexthdr)
+{
+    __u32 off = pkt->l4_off;
+    int first_fragment = 1;
+
+#pragma unroll
+    for (int i = 0; i < PYXLB_MAX_EXT_HEADERS; i++) {
+        struct pyxlb_ipv6_ext *ext = data + (off & PYXLB_L4_OFF_MASK);
+        __u32 len;
+
+        if (nexthdr != IPPROTO_HOPOPTS && nexthdr != IPPROTO_ROUTING &&
+            nexthdr != IPPROTO_DSTOPTS && nexthdr != IPPROTO_FRAGMENT && nexthdr != IPPROTO_AH)
+            break;
+        if ((void *)(ext + 1) > data_end)
+            return -1;
+        if (nexthdr == IPPROTO_FRAGMENT) {
+            pkt->fragment = 1;
+            first_fragment = !(ext->frag_off & bpf_htons(PYXLB_IP6_OFFSET));
+            len = 8;
+        } else if (nexthdr == IPPROTO_ROUTING && ((__u8 *)ext)[3]) {
+            /* Segments left: this is not the final destination, and the
+             * L4 checksum is over the one that is. Counted, not balanced. */
+            return 0;
+        } else if (nexthdr == IPPROTO_AH) {
+            len = (ext->hdrlen + 2) * 4;
+        } else {
+            len = (ext->hdrlen + 1) * 8;
+        }
+        nexthdr = ext->nexthdr;
+        off += len;
+        if (off > PYXLB_L4_OFF_MASK)
+            return 0;  /* too deep to look at: neither ports nor balancing */
+    }
+    pkt->l4_proto = nexthdr;
+    pkt->l4_off = off;
+    if (first_fragment)
+        pyxlb_read_l4(data + (off & PYXLB_L4_OFF_MASK), data_end, pkt);
+    return 0;
+}
+
+static __always_inline int pyxlb_parse_ipv6(void *data, void *l3, void *data_end,
                                             struct pyxlb_pkt *pkt)
 {
     struct ipv6hdr *ip6 = l3;
@@ -125,12 +187,12 @@ static __always_inline int pyxlb_parse_ipv6(void *l3, void *data_end,
     __builtin_memcpy(pkt->dst, &ip6->daddr, 16);
     pkt->ipv6 = 1;
     pkt->l4_proto = ip6->nexthdr;
-    /* Extension headers are not walked: a packet with any is not balanced. */
-    pkt->fragment = ip6->nexthdr == IPPROTO_FRAGMENT;
     /* Such a destination would match IPv4 entries of the maps; it has no
      * business on the wire (RFC 4291 2.5.5.2). */
     pkt->v6_to_v4_mapped = pyxlb_v4_mapped(pkt->dst);
-    pyxlb_read_l4(ip6 + 1, data_end, pkt);
+    pkt->l4_off = pkt->l3_off + sizeof(*ip6);
+    if (pyxlb_walk_ipv6_ext(data, data_end, pkt, ip6->nexthdr))
+        return PYXLB_MALFORMED;
     return PYXLB_PARSED;
 }
 
@@ -162,7 +224,7 @@ static __always_inline int pyxlb_parse(struct xdp_md *ctx, struct pyxlb_pkt *pkt
     if (proto == bpf_htons(ETH_P_IP))
         return pyxlb_parse_ipv4(l3, data_end, pkt);
     if (proto == bpf_htons(ETH_P_IPV6))
-        return pyxlb_parse_ipv6(l3, data_end, pkt);
+        return pyxlb_parse_ipv6(data, l3, data_end, pkt);
     return PYXLB_NOT_IP;
 }
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP, IPOption_RR
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import (
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+)
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet
 
@@ -388,6 +394,56 @@ def test_fragments_to_a_service_are_not_balanced(xdp_in_net):
     assert xdp.run(frag).data_out == frag
     assert xdp.counters()["l4_fragments"] == 1
     assert len(xdp.maps["conntrack"]) == 0
+
+
+# -- IPv6 extension headers: walked to the TCP/UDP header -----------------------------
+
+V6_SERVICE = Service(VIP6, 443, SNAT6, (Backend("fd00:111::21", 8443),))
+
+
+def v6_with(*ext: Packet) -> Ether:
+    packet = IPv6(src=CLIENT6, dst=VIP6)
+    for header in ext:
+        packet = packet / header
+    return Ether(src=CLIENT_MAC, dst=LB_MAC) / packet / TCP(sport=41000, dport=443, flags="S")
+
+
+def test_ipv6_extension_headers_are_walked_and_the_flow_translated(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, V6_SERVICE)
+    packet = v6_with(IPv6ExtHdrHopByHop(), IPv6ExtHdrDestOpt(options=[]))
+    server, port, nat_port = expected_nat(xdp, plan, packet)
+    result = xdp.run(bytes(packet))
+    assert result.retval == XDP_TX
+    assert result.data_out == rewritten(packet, SNAT6, nat_port, server, port,
+                                        LB_MAC, SERVERS[server])
+    assert checksums_hold(result.data_out)
+    assert IPv6ExtHdrDestOpt in Ether(result.data_out)
+
+
+@pytest.mark.parametrize("ext, counter", [
+    ((IPv6ExtHdrFragment(m=1, offset=0),), "l4_fragments"),
+    ((IPv6ExtHdrHopByHop(), IPv6ExtHdrFragment(m=0, offset=3)), None),  # no ports
+    ((IPv6ExtHdrRouting(addresses=["fd00:111::99"], segleft=1),), None),
+    ((IPv6ExtHdrDestOpt(),) * 5, None),  # deeper than we walk
+], ids=["first-fragment", "later-fragment", "routing-not-final", "too-many-headers"])
+def test_ipv6_packets_that_must_not_be_balanced_pass_untouched(xdp_in_net, ext, counter):
+    xdp = xdp_in_net
+    serve(xdp, V6_SERVICE)
+    packet = bytes(v6_with(*ext))
+    result = xdp.run(packet)
+    assert (result.retval, result.data_out) == (XDP_PASS, packet)
+    assert len(xdp.maps["conntrack"]) == 0
+    if counter:
+        assert xdp.counters()[counter] == 1
+    assert xdp.counters()["malformed"] == 0
+
+
+def test_an_ipv6_extension_header_cut_short_is_malformed(xdp_in_net):
+    xdp = xdp_in_net
+    packet = bytes(Ether(src=CLIENT_MAC, dst=LB_MAC) / IPv6(src=CLIENT6, dst=VIP6, nh=0))
+    assert xdp.run(packet + b"\x06").retval == XDP_PASS
+    assert xdp.counters()["malformed"] == 1
 
 
 def test_a_blocked_client_never_reaches_the_service(xdp_in_net):

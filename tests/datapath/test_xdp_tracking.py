@@ -7,7 +7,7 @@ import errno
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from pyxlb.datapath import cidr_lists, libbpf, ports, services
@@ -61,6 +61,13 @@ def test_ipv6_syn_is_counted_under_its_own_address(xdp):
     assert entry["packets"] == 1 and entry["syns"] == 1
     assert [key["addr"] for key, _ in xdp.maps["src_stats"].decoded_items()] == [CLIENT6]
     assert xdp.source(CLIENT) is None
+
+
+def test_an_ipv6_syn_behind_extension_headers_is_still_a_syn(xdp):
+    packet = bytes(ETH / IPv6(src=CLIENT6, dst="fd00:111::2") / IPv6ExtHdrHopByHop() /
+                   IPv6ExtHdrDestOpt() / TCP(dport=80, flags="S"))
+    assert xdp.run(packet).retval == XDP_PASS
+    assert xdp.source(CLIENT6)["syns"] == 1
 
 
 def test_syns_accumulate_per_source(xdp):
