@@ -7,6 +7,7 @@
 #define PYXLB_NAT_H
 
 #include "csum.h"
+#include "hook.h"
 #include "parsing.h"
 #include "structs.h"
 
@@ -54,7 +55,7 @@ static __always_inline int pyxlb_nat_rewrite_l4(void *l4, void *data_end, __u8 p
 
 /* Rewrites the packet's addresses and ports to `out`'s. Returns 0, or -1
  * when its headers are not all there (the packet is then unchanged). */
-static __always_inline int pyxlb_nat_rewrite(struct xdp_md *ctx, const struct pyxlb_pkt *pkt,
+static __always_inline int pyxlb_nat_rewrite(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt,
                                              const struct conn *out)
 {
     void *data = (void *)(long)ctx->data;

@@ -6,6 +6,7 @@
 #ifndef PYXLB_NEXTHOP_H
 #define PYXLB_NEXTHOP_H
 
+#include "hook.h"
 #include "nat.h"
 #include "parsing.h"
 #include "structs.h"
@@ -15,7 +16,7 @@
 
 /* `via`, when not NULL, is the next hop to look up (a DSR backend: the
  * packet keeps the VIP as its destination); else the packet's destination. */
-static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_pkt *pkt,
+static __always_inline int pyxlb_send_on(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt,
                                          const __u8 *via, struct dp_counters *counters)
 {
     void *data = (void *)(long)ctx->data;
@@ -29,7 +30,7 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
         struct ipv6hdr *ip6 = l3;
 
         if ((void *)(ip6 + 1) > data_end)
-            return XDP_PASS;
+            return PYXLB_PASS;
         fib.family = PYXLB_AF_INET6;
         fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
         __builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
@@ -38,7 +39,7 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
         struct iphdr *ip = l3;
 
         if ((void *)(ip + 1) > data_end)
-            return XDP_PASS;
+            return PYXLB_PASS;
         fib.family = PYXLB_AF_INET;
         fib.tos = ip->tos;
         fib.tot_len = bpf_ntohs(ip->tot_len);
@@ -54,12 +55,12 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
     rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
     if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
         if ((void *)(eth + 1) > data_end)
-            return XDP_PASS;
+            return PYXLB_PASS;
         __builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
         __builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
         if (fib.ifindex == ctx->ingress_ifindex) {
             counters->l4_tx++;
-            return XDP_TX;
+            return PYXLB_TX(ctx);
         }
         counters->l4_redirected++;
         return bpf_redirect(fib.ifindex, 0);
@@ -68,7 +69,7 @@ static __always_inline int pyxlb_send_on(struct xdp_md *ctx, const struct pyxlb_
         counters->fib_no_neigh++;
     else
         counters->fib_failed++;
-    return XDP_PASS;
+    return PYXLB_PASS;
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include <linux/udp.h>
 #include <linux/in.h>
 
+#include "hook.h"
 #include "structs.h"
 
 #define PYXLB_MAX_VLAN_TAGS 2
@@ -196,7 +197,7 @@ static __always_inline int pyxlb_parse_ipv6(void *data, void *l3, void *data_end
     return PYXLB_PARSED;
 }
 
-static __always_inline int pyxlb_parse(struct xdp_md *ctx, struct pyxlb_pkt *pkt)
+static __always_inline int pyxlb_parse(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;

@@ -5,7 +5,7 @@
  * Maglev, known ones as conntrack says, servers' replies back to their
  * clients); counts the rest per source address and passes them to the stack.
  * Compiled by BCC when the daemon starts; the same function runs at XDP or,
- * later, at TC ingress.
+ * built with -DPYXLB_HOOK_TC, at TC ingress (hook.h).
  *
  * Every map access is in this file: BCC rewrites map calls in the main file
  * only, so the headers work on values already found.
@@ -15,6 +15,7 @@
 #include <uapi/linux/bpf.h>
 
 #include "cidr_lists.h"
+#include "hook.h"
 #include "flow.h"
 #include "maps.h"
 #include "nat.h"
@@ -22,6 +23,13 @@
 #include "parsing.h"
 #include "rules.h"
 #include "src_track.h"
+
+/* The entry's name says its hook: build.py loads it by that name. */
+#ifdef PYXLB_HOOK_TC
+#define PYXLB_ENTRY pyxlb_tc
+#else
+#define PYXLB_ENTRY pyxlb_xdp
+#endif
 
 /* How many NAT ports a new flow tries before it gives up. */
 #define PYXLB_NAT_PORT_TRIES 8
@@ -240,7 +248,7 @@ static __always_inline void pyxlb_l4_observe(struct conn *conn, const struct pyx
 
 /* A packet of a known flow, either way: rewritten as its entry says, counted
  * and sent on. */
-static __always_inline int pyxlb_l4_send(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+static __always_inline int pyxlb_l4_send(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
                                          struct conn *conn, int reply,
                                          struct dp_counters *counters)
 {
@@ -253,7 +261,7 @@ static __always_inline int pyxlb_l4_send(struct xdp_md *ctx, struct pyxlb_pkt *p
         via = conn->out_dst_addr;
     else if (pyxlb_nat_rewrite(ctx, pkt, conn))
         return PYXLB_NOT_L4;
-    pyxlb_l4_count(conn->service, conn->backend, reply, ctx->data_end - ctx->data);
+    pyxlb_l4_count(conn->service, conn->backend, reply, PYXLB_PKT_LEN(ctx));
     if (reply)
         counters->l4_replied++;
     else
@@ -316,7 +324,7 @@ static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, stru
 /* A new flow of a DSR service: remembered so that it stays on its backend
  * when the table changes, and sent on unchanged but for the MACs. Its
  * replies never come this way, so it has no reply entry and no NAT port. */
-static __always_inline int pyxlb_l4_new_dsr_flow(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+static __always_inline int pyxlb_l4_new_dsr_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
                                                  struct flow_key *key, struct conn *forward,
                                                  struct backend *backend,
                                                  struct dp_counters *counters)
@@ -329,14 +337,14 @@ static __always_inline int pyxlb_l4_new_dsr_flow(struct xdp_md *ctx, struct pyxl
     conntrack.update(key, forward);
     counters->l4_new_flows++;
     pyxlb_l4_count_flow(forward->service, forward->backend, 0);
-    pyxlb_l4_count(forward->service, forward->backend, 0, ctx->data_end - ctx->data);
+    pyxlb_l4_count(forward->service, forward->backend, 0, PYXLB_PKT_LEN(ctx));
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, backend->addr, counters);
 }
 
 /* A new flow to a service, if `key`'s destination is one: picks its backend,
  * claims its NAT port, records both directions, sends the packet on. */
-static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pkt *pkt,
+static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
                                              struct flow_key *key, struct dp_counters *counters)
 {
     struct endpoint_key vip = {};
@@ -359,7 +367,7 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
         /* Not the start of a connection, and no flow it belongs to: the
          * stack answers it (a RST, as nothing listens there). */
         counters->l4_no_conn++;
-        return XDP_PASS;
+        return PYXLB_PASS;
     }
 
     hash = pyxlb_flow_hash(key);
@@ -367,7 +375,7 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
     if (!backend) {
         counters->l4_no_backend++;
         pyxlb_l4_count_flow(svc->id, 0, 1);
-        return XDP_PASS;
+        return PYXLB_PASS;
     }
 
     forward.backend = reply.backend = number;
@@ -391,7 +399,7 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
     if (pyxlb_claim_nat_port(&reply_key, &reply, hash)) {
         counters->l4_no_nat_port++;
         pyxlb_l4_count_flow(svc->id, number, 1);
-        return XDP_PASS;
+        return PYXLB_PASS;
     }
     forward.out_sport = reply_key.dport;
     conntrack.update(key, &forward);
@@ -399,8 +407,8 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
     counters->l4_new_flows++;
     pyxlb_l4_count_flow(forward.service, number, 0);
     if (pyxlb_nat_rewrite(ctx, pkt, &forward))
-        return XDP_PASS;
-    pyxlb_l4_count(forward.service, number, 0, ctx->data_end - ctx->data);
+        return PYXLB_PASS;
+    pyxlb_l4_count(forward.service, number, 0, PYXLB_PKT_LEN(ctx));
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, NULL, counters);
 }
@@ -409,7 +417,7 @@ static __always_inline int pyxlb_l4_new_flow(struct xdp_md *ctx, struct pyxlb_pk
  * a NAT port (`flags`): a backend's reply goes back to its client, a known
  * flow to its backend, a new one to the backend Maglev picks. Returns the
  * verdict, or PYXLB_NOT_L4 for a packet that is none of these. */
-static __always_inline int pyxlb_l4(struct xdp_md *ctx, struct pyxlb_pkt *pkt, __u8 flags,
+static __always_inline int pyxlb_l4(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt, __u8 flags,
                                     struct dp_counters *counters)
 {
     struct flow_key key = {};
@@ -435,7 +443,7 @@ static __always_inline int pyxlb_l4(struct xdp_md *ctx, struct pyxlb_pkt *pkt, _
     return pyxlb_l4_new_flow(ctx, pkt, &key, counters);
 }
 
-int pyxlb_xdp(struct xdp_md *ctx)
+int PYXLB_ENTRY(PYXLB_CTX *ctx)
 {
     __u32 zero = 0;
     struct dp_counters *counters = dp_counters.lookup(&zero);
@@ -446,22 +454,23 @@ int pyxlb_xdp(struct xdp_md *ctx)
     int parsed;
 
     if (!counters)
-        return XDP_PASS;
+        return PYXLB_PASS;
     counters->packets++;
+    pyxlb_hook_prepare(ctx);
 
     parsed = pyxlb_parse(ctx, &pkt);
     if (parsed == PYXLB_NOT_IP) {
         counters->not_ip++;
-        return XDP_PASS;
+        return PYXLB_PASS;
     }
     if (parsed == PYXLB_MALFORMED) {
         counters->malformed++;
-        return XDP_PASS;
+        return PYXLB_PASS;
     }
     if (pyxlb_block_listed(&pkt.src)) {
         if (!pyxlb_allowed(&pkt.src)) {
             counters->blocked++;
-            return XDP_DROP;
+            return PYXLB_DROP;
         }
         counters->allowed++;
     }
@@ -474,7 +483,7 @@ int pyxlb_xdp(struct xdp_md *ctx)
          * much as the rest of a packet's path. */
         now_ns = bpf_ktime_get_ns();
         if (pyxlb_connection_rejected(&pkt, port, now_ns, counters))
-            return XDP_DROP;
+            return PYXLB_DROP;
     }
     if (port) {
         __u8 flags = pkt.l4_proto == IPPROTO_TCP ? port->tcp : port->udp;
@@ -486,8 +495,8 @@ int pyxlb_xdp(struct xdp_md *ctx)
                 return verdict;
         }
     }
-    pyxlb_count_traffic(&pkt, ctx->data_end - ctx->data, now_ns, counters);
-    return XDP_PASS;
+    pyxlb_count_traffic(&pkt, PYXLB_PKT_LEN(ctx), now_ns, counters);
+    return PYXLB_PASS;
 }
 
 /* Adds a struct src_track_delta's counts to its source's entry, with the

@@ -51,8 +51,11 @@ def main() -> None:
 @click.option("--xdp-mode", type=click.Choice(["auto", "native", "generic"]), default="auto",
               show_default=True, help="native (driver) XDP, generic (skb) XDP, or native "
               "falling back to generic.")
+@click.option("--hook", type=click.Choice(["auto", "xdp", "tc"]), default="auto",
+              show_default=True, help="Where the datapath runs: XDP, TC ingress (for "
+              "interfaces where XDP cannot attach), or XDP falling back to TC.")
 def up(word: str, iface: str, config_paths: tuple[str, ...], netns: str | None,
-       xdp_mode: str) -> None:
+       xdp_mode: str, hook: str) -> None:
     """Load the datapath on IFACE and serve the configuration, in the foreground.
 
     \b
@@ -67,7 +70,7 @@ def up(word: str, iface: str, config_paths: tuple[str, ...], netns: str | None,
     try:
         if netns:
             enter_netns(netns)
-        run_up(config, iface, netns, xdp_mode, config_paths)
+        run_up(config, iface, netns, xdp_mode, config_paths, hook)
     except (StartError, NetnsError) as exc:
         _fail(str(exc))
 
@@ -90,8 +93,9 @@ def down(instance: str | None) -> None:
 
 @main.command()
 def status() -> None:
-    """List instances, their daemons and XDP modes."""
+    """List instances, their daemons and hooks (XDP mode, or TC ingress)."""
     from pyxlb.datapath.instance import instances
+    from pyxlb.datapath.loader import Attached
     from pyxlb.maps_view import format_table
 
     rows = []
@@ -101,7 +105,8 @@ def status() -> None:
         rows.append({
             "instance": inst.name,
             "daemon": f"pid {pid}" if pid else "not running",
-            "xdp": state.get("xdp_mode", "-"),
+            "hook": str(Attached(state["hook"], state.get("xdp_mode")))
+                    if state.get("hook") else "-",
             "pins": str(inst.pin_dir) if inst.pin_dir.exists() else "-",
         })
     click.echo(format_table(rows) if rows else "no pyxlb instance")

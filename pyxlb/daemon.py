@@ -146,7 +146,8 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         instance.write_state({**state, "ready": True})
-        print(f"pyxlb: serving on {instance.name} (XDP {state['xdp_mode']} mode)", flush=True)
+        attached = loader.Attached(state["hook"], state["xdp_mode"])
+        print(f"pyxlb: serving on {instance.name} ({attached})", flush=True)
         waits = [loop.create_task(stop.wait())] + ([l4_task] if l4_task else [])
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -201,7 +202,7 @@ def apply_kernel_plan(instance: Instance, plan: KernelPlan) -> None:
 
 
 def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
-           config_paths: Sequence[str]) -> None:
+           config_paths: Sequence[str], hook: str = "auto") -> None:
     """Blocks until stopped. Call after entering `netns` (if any)."""
     refuse_unserved(config)
     plan = kernel_plan(config)
@@ -212,15 +213,16 @@ def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
     # Replace a dead daemon's state at once, so that neither `pyxlb down` nor a
     # waiting script takes it for ours; keep its XDP mode for a link reused in place.
     state = {
-        "pid": os.getpid(), "iface": iface, "netns": netns,
+        "pid": os.getpid(), "iface": iface, "netns": netns, "hook": None,
         "xdp_mode": (instance.state() or {}).get("xdp_mode"),
         "config": [os.path.abspath(p) for p in config_paths],
         "started": time.time(), "ready": False,
     }
     instance.write_state(state)
     try:
-        state["xdp_mode"] = loader.load(instance, xdp_mode,
-                                        src_track_size=plan.table.size if plan.table else None)
+        attached = loader.load(instance, hook, xdp_mode,
+                               src_track_size=plan.table.size if plan.table else None)
+        state["hook"], state["xdp_mode"] = attached.hook, attached.xdp_mode
     except loader.DatapathError as exc:
         loader.unload(instance)  # our state file too: a failed start leaves nothing
         raise StartError(str(exc)) from exc

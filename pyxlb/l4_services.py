@@ -74,18 +74,29 @@ def warm_neighbours(addrs: set[str]) -> None:
             sock.sendto(b"", (addr, DISCARD_PORT))
 
 
+def _turn_on(path: str, what: str) -> None:
+    with open(path) as f:
+        if f.read().strip() == "1":
+            return
+    with open(path, "w") as f:
+        f.write("1")
+    print(f"pyxlb: turned {what}", flush=True)
+
+
 def enable_forwarding(iface: str, versions: set[int]) -> None:
     """bpf_fib_lookup answers FWD_DISABLED unless forwarding is on for the ingress
-    device (DESIGN.md)."""
+    device (DESIGN.md). A rewritten packet whose next hop has no neighbour
+    entry yet goes to the stack to be forwarded, and its source is one of our
+    own addresses (the NAT source, or the VIP on a reply): IPv4 drops such a
+    packet as a martian unless accept_local is on."""
     for version in sorted(versions):
-        path = f"/proc/sys/net/ipv{version}/conf/{iface}/forwarding"
-        with open(path) as f:
-            if f.read().strip() == "1":
-                continue
-        with open(path, "w") as f:
-            f.write("1")
-        print(f"pyxlb: turned IPv{version} forwarding on for {iface} (layer-4 services "
-              "forward through it)", flush=True)
+        _turn_on(f"/proc/sys/net/ipv{version}/conf/{iface}/forwarding",
+                 f"IPv{version} forwarding on for {iface} (layer-4 services forward "
+                 "through it)")
+    if 4 in versions:
+        _turn_on(f"/proc/sys/net/ipv4/conf/{iface}/accept_local",
+                 f"accept_local on for {iface} (so that the stack forwards NAT'd packets "
+                 "to a neighbour XDP cannot reach yet)")
 
 
 class L4Services:

@@ -18,8 +18,11 @@ from typing import Any
 from pyxlb.datapath.layout import MapLayout, save_layouts
 
 PROGRAM_SOURCE = "pyxlb_xdp.c"
-ENTRY = "pyxlb_xdp"
-PROG_PIN = "prog_xdp"
+HOOKS = ("xdp", "tc")
+# Per hook: the entry's name (bpf/pyxlb_xdp.c) and its pin.
+ENTRIES = {"xdp": "pyxlb_xdp", "tc": "pyxlb_tc"}
+PROG_PINS = {"xdp": "prog_xdp", "tc": "prog_tc"}
+ENTRY, PROG_PIN = ENTRIES["xdp"], PROG_PINS["xdp"]
 # User space's write path into src_track (see bpf/pyxlb_xdp.c).
 APPLY_ENTRY = "pyxlb_src_track_apply"
 APPLY_PROG_PIN = "prog_src_track_apply"
@@ -29,9 +32,10 @@ def bpf_source_dir() -> Path:
     return Path(str(files("pyxlb.bpf")))
 
 
-def compile_program(pin_dir: str | None = None, defines: dict[str, str] | None = None) -> Any:
-    """Returns a bcc.BPF with the program compiled and its maps created (or,
-    with pin_dir, reused from / pinned under that directory)."""
+def compile_program(pin_dir: str | None = None, defines: dict[str, str] | None = None,
+                    hook: str = "xdp") -> Any:
+    """Returns a bcc.BPF with the program compiled for `hook` and its maps
+    created (or, with pin_dir, reused from / pinned under that directory)."""
     from bcc import BPF  # imported here: only the build step and tests need LLVM
 
     src = bpf_source_dir()
@@ -40,14 +44,18 @@ def compile_program(pin_dir: str | None = None, defines: dict[str, str] | None =
         cflags.append(f'-DPYXLB_PIN_DIR="{pin_dir}"')
     for name, value in (defines or {}).items():
         cflags.append(f"-D{name}={value}")
+    if hook == "tc":
+        cflags.append("-DPYXLB_HOOK_TC")
     return BPF(src_file=str(src / PROGRAM_SOURCE).encode(), cflags=cflags)
 
 
 def load_entry(bpf: Any, entry: str = ENTRY) -> int:
-    """Loads an entry point as an XDP program; returns its fd (owned by bpf)."""
+    """Loads an entry point as an XDP program, or the TC one as SCHED_CLS;
+    returns its fd (owned by bpf)."""
     from bcc import BPF
 
-    return bpf.load_func(entry.encode(), BPF.XDP).fd
+    kind = BPF.SCHED_CLS if entry == ENTRIES["tc"] else BPF.XDP
+    return bpf.load_func(entry.encode(), kind).fd
 
 
 def map_layouts(bpf: Any) -> dict[str, MapLayout]:
@@ -90,12 +98,13 @@ def changed_pins(bpf: Any) -> dict[str, str]:
     return changed
 
 
-def build_and_pin(pin_dir: Path, layout_path: Path, src_track_size: int | None = None) -> None:
+def build_and_pin(pin_dir: Path, layout_path: Path, src_track_size: int | None = None,
+                  hook: str = "xdp") -> None:
     from pyxlb.datapath import libbpf
 
     pin_dir.mkdir(parents=True, exist_ok=True)
     defines = {"PYXLB_SRC_TRACK_MAX": str(src_track_size)} if src_track_size else None
-    bpf = compile_program(str(pin_dir), defines)
+    bpf = compile_program(str(pin_dir), defines, hook)
     if changed := changed_pins(bpf):
         # BCC reuses a pin whatever its shape; the program needs the new one.
         for name, how in changed.items():
@@ -103,8 +112,8 @@ def build_and_pin(pin_dir: Path, layout_path: Path, src_track_size: int | None =
                   "its entries are lost", file=sys.stderr)
             (pin_dir / name).unlink()
         bpf.cleanup()
-        bpf = compile_program(str(pin_dir), defines)
-    for entry, pin in ((ENTRY, PROG_PIN), (APPLY_ENTRY, APPLY_PROG_PIN)):
+        bpf = compile_program(str(pin_dir), defines, hook)
+    for entry, pin in ((ENTRIES[hook], PROG_PINS[hook]), (APPLY_ENTRY, APPLY_PROG_PIN)):
         prog_fd = load_entry(bpf, entry)
         (pin_dir / pin).unlink(missing_ok=True)
         libbpf.obj_pin(prog_fd, str(pin_dir / pin))
@@ -117,10 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", type=Path, required=True)
     parser.add_argument("--src-track-size", type=int, default=None,
                         help="entries in src_track (the stick-table's size)")
+    parser.add_argument("--hook", choices=HOOKS, default="xdp")
     args = parser.parse_args(argv)
     # BCC prints compiler diagnostics itself; keep ours to one line.
     try:
-        build_and_pin(args.pin_dir, args.layout, args.src_track_size)
+        build_and_pin(args.pin_dir, args.layout, args.src_track_size, args.hook)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text
         print(f"pyxlb: building the datapath failed: {exc}", file=sys.stderr)
         return 1

@@ -19,8 +19,9 @@ BPF_NOEXIST = 1
 BPF_EXIST = 2
 
 BPF_MAP_TYPE_ARRAY = 2
-BPF_XDP = 37  # enum bpf_attach_type
+BPF_XDP, BPF_TCX_INGRESS = 37, 46  # enum bpf_attach_type
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # enum xdp_action
+TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7  # linux/pkt_cls.h
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
@@ -171,6 +172,14 @@ def link_create_xdp(prog_fd: int, ifindex: int, flags: int) -> int:
                   f"attach XDP to ifindex {ifindex}")
 
 
+def link_create_tcx(prog_fd: int, ifindex: int) -> int:
+    """Attaches a SCHED_CLS program at TC ingress through a tcx BPF link
+    (Linux 6.6+; no qdisc needed, detached like an XDP link)."""
+    opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts))
+    return _check(_lib.bpf_link_create(prog_fd, ifindex, BPF_TCX_INGRESS, ctypes.byref(opts)),
+                  f"attach at TC ingress of ifindex {ifindex}")
+
+
 def link_update(link_fd: int, prog_fd: int) -> None:
     """Swaps the program behind a link atomically (no moment without one)."""
     _check(_lib.bpf_link_update(link_fd, prog_fd, None), "replace the linked program")
@@ -190,12 +199,17 @@ class _XdpMd(ctypes.Structure):
                 ("rx_queue_index", ctypes.c_uint32), ("egress_ifindex", ctypes.c_uint32)]
 
 
+# struct __sk_buff as u32 words (192 bytes): a TC test run may set only a few.
+_SKB_WORDS, _SKB_INGRESS_IFINDEX, _SKB_IFINDEX = 48, 9, 10
+
+
 def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1,
-                  ingress_ifindex: int = 0) -> TestRun:
-    """Runs a loaded program on one packet with BPF_PROG_TEST_RUN. With
-    ingress_ifindex (an interface of the calling thread's network namespace)
-    the packet comes in there, so bpf_fib_lookup sees that namespace's
-    routes; without, it comes in on its loopback."""
+                  ingress_ifindex: int = 0, skb: bool = False) -> TestRun:
+    """Runs a loaded program on one packet with BPF_PROG_TEST_RUN: an XDP
+    program, or with `skb` a TC (SCHED_CLS) one. With ingress_ifindex (an
+    interface of the calling thread's network namespace) the packet comes in
+    there, so bpf_fib_lookup sees that namespace's routes; without, it comes
+    in on its loopback."""
     data_in = ctypes.create_string_buffer(packet, len(packet))
     data_out = ctypes.create_string_buffer(len(packet) + 512)
     opts = _TestRunOpts(
@@ -206,7 +220,13 @@ def prog_test_run(prog_fd: int, packet: bytes, repeat: int = 1,
         data_size_out=len(data_out),
         repeat=repeat,
     )
-    if ingress_ifindex:
+    ctx: ctypes.Structure | ctypes.Array
+    if ingress_ifindex and skb:
+        ctx = (ctypes.c_uint32 * _SKB_WORDS)()
+        ctx[_SKB_INGRESS_IFINDEX] = ctx[_SKB_IFINDEX] = ingress_ifindex
+        opts.ctx_in = ctypes.cast(ctypes.byref(ctx), ctypes.c_void_p)
+        opts.ctx_size_in = ctypes.sizeof(ctx)
+    elif ingress_ifindex:
         ctx = _XdpMd(data_end=len(packet), ingress_ifindex=ingress_ifindex)
         opts.ctx_in = ctypes.cast(ctypes.byref(ctx), ctypes.c_void_p)
         opts.ctx_size_in = ctypes.sizeof(ctx)

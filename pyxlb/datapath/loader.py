@@ -1,4 +1,4 @@
-"""Loads the datapath onto an interface and takes it off again.
+"""Loads the datapath onto an interface (at XDP, or at TC ingress) and takes it off again.
 
 Compilation happens in a short-lived child process (build.py) that pins the
 program and maps; this process only opens the pinned program and attaches it
@@ -12,12 +12,13 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from pyxlb.datapath import libbpf
-from pyxlb.datapath.build import PROG_PIN
+from pyxlb.datapath.build import PROG_PINS
 from pyxlb.datapath.instance import Instance
 
-LINK_PIN = "link_xdp"
+LINK_PINS = {"xdp": "link_xdp", "tc": "link_tc"}
 XDP_MODES = {"native": libbpf.XDP_FLAGS_DRV_MODE, "generic": libbpf.XDP_FLAGS_SKB_MODE}
 
 
@@ -35,13 +36,13 @@ def ensure_bpffs() -> None:
         raise DatapathError(f"cannot mount bpffs at /sys/fs/bpf: {result.stderr.strip()}")
 
 
-def build(instance: Instance, src_track_size: int | None = None) -> None:
-    """Compiles the program in a child process and pins it with its maps;
-    src_track_size is the stick-table's size (the build's default without)."""
+def build(instance: Instance, src_track_size: int | None = None, hook: str = "xdp") -> None:
+    """Compiles the program for `hook` in a child process and pins it with its
+    maps; src_track_size is the stick-table's size (the build's default without)."""
     ensure_bpffs()
     instance.pin_dir.mkdir(parents=True, exist_ok=True)
     instance.run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pyxlb.datapath.build",
+    command = [sys.executable, "-m", "pyxlb.datapath.build", "--hook", hook,
                "--pin-dir", str(instance.pin_dir), "--layout", str(instance.layout_path)]
     if src_track_size:
         command += ["--src-track-size", str(src_track_size)]
@@ -61,11 +62,52 @@ def interface_index(iface: str) -> int:
         raise DatapathError(f"no interface {iface!r} in this network namespace") from None
 
 
-def attach(instance: Instance, ifindex: int, xdp_mode: str = "auto") -> str:
-    """Attaches the pinned program to the instance's interface; returns the
-    XDP mode used. An existing pyxlb link there gets the new program in place."""
-    prog_fd = libbpf.obj_get(str(instance.pin_dir / PROG_PIN))
-    link_pin = instance.pin_dir / LINK_PIN
+@dataclass(frozen=True)
+class Attached:
+    """Where the program runs: the hook, and XDP's mode (None at TC)."""
+
+    hook: str
+    xdp_mode: str | None = None
+
+    def __str__(self) -> str:
+        return f"XDP {self.xdp_mode} mode" if self.hook == "xdp" else "TC ingress"
+
+
+def _create_link(instance: Instance, prog_fd: int, ifindex: int, hook: str,
+                 xdp_mode: str) -> Attached:
+    if hook == "tc":
+        try:
+            link_fd = libbpf.link_create_tcx(prog_fd, ifindex)
+        except libbpf.BpfError as exc:
+            raise DatapathError(f"cannot attach at TC ingress of {instance.iface}: "
+                                f"{exc.strerror}") from None
+        attached = Attached("tc")
+    else:
+        errors = []
+        for mode in ["native", "generic"] if xdp_mode == "auto" else [xdp_mode]:
+            try:
+                link_fd = libbpf.link_create_xdp(prog_fd, ifindex, XDP_MODES[mode])
+            except libbpf.BpfError as exc:
+                errors.append(f"{mode}: {exc.strerror}")
+                continue
+            attached = Attached("xdp", mode)
+            break
+        else:
+            raise DatapathError(f"cannot attach XDP to {instance.iface}: " + "; ".join(errors))
+    try:
+        libbpf.obj_pin(link_fd, str(instance.pin_dir / LINK_PINS[hook]))
+    finally:
+        os.close(link_fd)
+    return attached
+
+
+def attach(instance: Instance, ifindex: int, hook: str = "xdp",
+           xdp_mode: str = "auto") -> Attached:
+    """Attaches the pinned program for `hook` to the instance's interface. An
+    existing pyxlb link there gets the new program in place; one on the other
+    hook (an earlier run's) is dropped once this one runs."""
+    prog_fd = libbpf.obj_get(str(instance.pin_dir / PROG_PINS[hook]))
+    link_pin = instance.pin_dir / LINK_PINS[hook]
     try:
         if link_pin.exists():
             link_fd = libbpf.obj_get(str(link_pin))
@@ -74,31 +116,35 @@ def attach(instance: Instance, ifindex: int, xdp_mode: str = "auto") -> str:
             finally:
                 os.close(link_fd)
             state = instance.state() or {}
-            return str(state.get("xdp_mode", "unknown"))
-        modes = ["native", "generic"] if xdp_mode == "auto" else [xdp_mode]
-        errors = []
-        for mode in modes:
-            try:
-                link_fd = libbpf.link_create_xdp(prog_fd, ifindex, XDP_MODES[mode])
-            except libbpf.BpfError as exc:
-                errors.append(f"{mode}: {exc.strerror}")
-                continue
-            try:
-                libbpf.obj_pin(link_fd, str(link_pin))
-            finally:
-                os.close(link_fd)
-            return mode
-        raise DatapathError(f"cannot attach XDP to {instance.iface}: " + "; ".join(errors))
+            return Attached(hook, state.get("xdp_mode") if hook == "xdp" else None)
+        attached = _create_link(instance, prog_fd, ifindex, hook, xdp_mode)
     finally:
         os.close(prog_fd)
+    for other, pin in LINK_PINS.items():
+        if other != hook:
+            (instance.pin_dir / pin).unlink(missing_ok=True)
+    return attached
 
 
-def load(instance: Instance, xdp_mode: str = "auto", src_track_size: int | None = None) -> str:
-    """Builds and attaches; on failure leaves nothing attached or pinned."""
+def load(instance: Instance, hook: str = "auto", xdp_mode: str = "auto",
+         src_track_size: int | None = None) -> Attached:
+    """Builds and attaches at `hook` (xdp, tc, or auto: XDP, and TC ingress
+    where XDP cannot attach; a restart stays on the hook it found). On
+    failure leaves nothing attached or pinned."""
     ifindex = interface_index(instance.iface)
+    first = hook
+    if hook == "auto":
+        first = "tc" if (instance.pin_dir / LINK_PINS["tc"]).exists() else "xdp"
     try:
-        build(instance, src_track_size)
-        return attach(instance, ifindex, xdp_mode)
+        build(instance, src_track_size, first)
+        try:
+            return attach(instance, ifindex, first, xdp_mode)
+        except DatapathError as exc:
+            if hook != "auto" or first == "tc":
+                raise
+            print(f"pyxlb: warning: {exc}; using TC ingress instead", file=sys.stderr)
+        build(instance, src_track_size, "tc")
+        return attach(instance, ifindex, "tc", xdp_mode)
     except BaseException:
         unload(instance)
         raise
@@ -108,8 +154,9 @@ def unload(instance: Instance) -> None:
     """Detaches (by dropping the link's pin) and removes every pin and state
     file of the instance. Safe to call on a half-made or already-gone one."""
     if instance.pin_dir.is_dir():
-        # The link first, so the program stops running before its maps go.
-        (instance.pin_dir / LINK_PIN).unlink(missing_ok=True)
+        # The links first, so the program stops running before its maps go.
+        for pin in LINK_PINS.values():
+            (instance.pin_dir / pin).unlink(missing_ok=True)
         for pin in instance.pin_dir.iterdir():
             pin.unlink(missing_ok=True)
         instance.pin_dir.rmdir()

@@ -28,10 +28,12 @@ class BalancerError(RuntimeError):
 
 
 class LabBalancer:
-    def __init__(self, lab: Lab, config: Path, xdp_mode: str = "auto") -> None:
+    def __init__(self, lab: Lab, config: Path, xdp_mode: str = "auto",
+                 hook: str = "auto") -> None:
         self.lab = lab
         self.config = config
         self.xdp_mode = xdp_mode
+        self.hook = hook
         self.instance = Instance(lab.topo.iface, lab.topo.ns("lb"))
         self.log_path = lab.log_dir / "pyxlb-up.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,7 +51,7 @@ class LabBalancer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = self.pyxlb_argv("up", "--netns", self.instance.netns or "", "iface",
                                self.instance.iface, "-f", str(self.config),
-                               "--xdp-mode", self.xdp_mode)
+                               "--xdp-mode", self.xdp_mode, "--hook", self.hook)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s

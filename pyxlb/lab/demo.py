@@ -11,6 +11,7 @@ import json
 
 import click
 
+from pyxlb.datapath.loader import Attached
 from pyxlb.lab.balancer import LabBalancer, lab_config
 from pyxlb.lab.lab import Lab
 
@@ -42,8 +43,8 @@ def run_demo(requests: int = 10) -> None:
         _step(f"pyxlb up --netns {topo.ns('lb')} iface eth0 -f {config}")
         with balancer:
             state = balancer.instance.state() or {}
-            click.echo(f"XDP attached in {state.get('xdp_mode')} mode; maps pinned under "
-                       f"{balancer.instance.pin_dir}")
+            attached = Attached(state.get("hook") or "xdp", state.get("xdp_mode"))
+            click.echo(f"attached at {attached}; maps pinned under {balancer.instance.pin_dir}")
 
             _step(f"{requests} requests from the client to http://{vip}/ (round-robin)")
             for i in range(1, requests + 1):

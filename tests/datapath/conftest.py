@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from pyxlb.datapath import libbpf, params, ports
-from pyxlb.datapath.build import APPLY_ENTRY, compile_program, load_entry, map_layouts
+from pyxlb.datapath.build import (
+    APPLY_ENTRY,
+    ENTRIES,
+    compile_program,
+    load_entry,
+    map_layouts,
+)
 from pyxlb.datapath.maps import BpfMap, decode, encode_address, fold_percpu
 from pyxlb.datapath.services import MAP_NAMES, L4Maps
 from pyxlb.datapath.src_track import SrcTrack
@@ -31,9 +37,11 @@ class LoadedProgram:
     # Where test runs' packets come in (an interface of the namespace the
     # test entered); 0: the loopback of the current namespace.
     ingress_ifindex: int = 0
+    hook: str = "xdp"
 
     def run(self, packet: bytes, repeat: int = 1) -> libbpf.TestRun:
-        return libbpf.prog_test_run(self.prog_fd, packet, repeat, self.ingress_ifindex)
+        return libbpf.prog_test_run(self.prog_fd, packet, repeat, self.ingress_ifindex,
+                                    skb=self.hook == "tc")
 
     @property
     def l4(self) -> L4Maps:
@@ -77,15 +85,15 @@ def _array_zeros(count: int, value_size: int) -> tuple[ctypes.Array, ctypes.Arra
     return (ctypes.c_uint32 * count)(*range(count)), (ctypes.c_ubyte * (value_size * count))()
 
 
-def load_program(defines: dict[str, str] | None = None) -> LoadedProgram:
+def load_program(defines: dict[str, str] | None = None, hook: str = "xdp") -> LoadedProgram:
     if os.geteuid() != 0:
         pytest.skip("BPF_PROG_TEST_RUN needs root")
-    bpf = compile_program(defines=defines)
-    prog_fd = load_entry(bpf)
+    bpf = compile_program(defines=defines, hook=hook)
+    prog_fd = load_entry(bpf, ENTRIES[hook])
     apply_fd = load_entry(bpf, APPLY_ENTRY)
     layouts = map_layouts(bpf)
     maps = {name: BpfMap(bpf[name.encode()].map_fd, layout) for name, layout in layouts.items()}
-    return LoadedProgram(bpf, prog_fd, apply_fd, maps)
+    return LoadedProgram(bpf, prog_fd, apply_fd, maps, hook=hook)
 
 
 @pytest.fixture(scope="session")
@@ -183,12 +191,32 @@ def test_net() -> Iterator[TestNet]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+@contextmanager
+def _in_net(program: LoadedProgram, test_net: TestNet) -> Iterator[LoadedProgram]:
+    with test_net.entered():
+        program.ingress_ifindex = socket.if_nametoindex("lb0")
+        try:
+            yield program
+        finally:
+            program.ingress_ifindex = 0
+
+
 @pytest.fixture
 def xdp_in_net(xdp: LoadedProgram, test_net: TestNet) -> Iterator[LoadedProgram]:
     """The emptied program, its test runs coming in on lb0 of test_net."""
-    with test_net.entered():
-        xdp.ingress_ifindex = socket.if_nametoindex("lb0")
-        try:
-            yield xdp
-        finally:
-            xdp.ingress_ifindex = 0
+    with _in_net(xdp, test_net) as program:
+        yield program
+
+
+@pytest.fixture(scope="session")
+def tc_program() -> LoadedProgram:
+    return load_program(hook="tc")
+
+
+@pytest.fixture
+def tc_in_net(tc_program: LoadedProgram, test_net: TestNet) -> Iterator[LoadedProgram]:
+    """The program built for TC ingress, emptied, its test runs (as skbs)
+    coming in on lb0 of test_net."""
+    tc_program.reset()
+    with _in_net(tc_program, test_net) as program:
+        yield program

@@ -84,3 +84,16 @@ def test_a_dead_server_leaves_the_service_and_returns(lab, l4):
         assert time.monotonic() < deadline, l4.log()
         time.sleep(0.05)
     assert {http_via_l4(lab)["server"] for _ in range(4)} == {"web1", "web2"}
+
+
+def test_a_client_the_balancer_has_no_neighbour_entry_for_is_answered(lab, l4):
+    # XDP cannot resolve a MAC: the reply goes to the stack rewritten (its
+    # source the VIP, one of our own addresses), which must forward it.
+    client = lab.topo.client_addrs[2]
+    lab.run("lb", ["ip", "neigh", "flush", "to", client])
+    code = ECHO.replace("timeout=3)", f"timeout=3, source_address=('{client}', 0))")
+    out = lab.run("client", [lab.python, "-c", code, lab.topo.addr("lb"), "9000"])
+    assert out.stdout == "hello through the kernel\n"
+    counters = json.loads(l4.cli("maps", "show", "dp_counters", "--json",
+                                 "-i", l4.instance.name).stdout)
+    assert sum(row["value"]["fib_no_neigh"] for row in counters) >= 1
