@@ -16,6 +16,8 @@
 #define PYXLB_TX(ctx) bpf_redirect((ctx)->ifindex, 0)
 /* The whole packet, not only the linear part direct access sees. */
 #define PYXLB_PKT_LEN(ctx) ((ctx)->len)
+/* Cuts the packet from `cur` to `len` bytes; 0 on success. */
+#define PYXLB_TRIM(ctx, len, cur) bpf_skb_change_tail((ctx), (len), 0)
 /* Headers we read or write must be in the linear part. */
 #define PYXLB_LINEAR_WANTED 256
 
@@ -32,6 +34,7 @@ static __always_inline void pyxlb_hook_prepare(struct __sk_buff *ctx)
 #define PYXLB_DROP XDP_DROP
 #define PYXLB_TX(ctx) XDP_TX
 #define PYXLB_PKT_LEN(ctx) ((ctx)->data_end - (ctx)->data)
+#define PYXLB_TRIM(ctx, len, cur) bpf_xdp_adjust_tail((ctx), (int)(len) - (int)(cur))
 
 static __always_inline void pyxlb_hook_prepare(struct xdp_md *ctx)
 {

@@ -11,9 +11,6 @@
 #include "parsing.h"
 #include "structs.h"
 
-/* Bounds the parser's L3 offset for the verifier: at most two VLAN tags. */
-#define PYXLB_L3_OFF_MASK 0x1f
-
 static __always_inline int pyxlb_nat_rewrite_l4(void *l4, void *data_end, __u8 proto,
                                                 const struct conn *out, __u64 delta)
 {

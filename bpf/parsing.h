@@ -18,6 +18,8 @@
 #define PYXLB_MAX_VLAN_TAGS 2
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define PYXLB_MAX_EXT_HEADERS 4
+/* Bounds the parser's L3 offset for the verifier: at most two VLAN tags. */
+#define PYXLB_L3_OFF_MASK 0x1f
 /* Bounds L4 offsets for the verifier: deeper headers are not looked at. */
 #define PYXLB_L4_OFF_MASK 0x1ff
 #define PYXLB_IP_MF 0x2000

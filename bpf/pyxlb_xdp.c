@@ -21,6 +21,7 @@
 #include "nat.h"
 #include "nexthop.h"
 #include "parsing.h"
+#include "rst.h"
 #include "rules.h"
 #include "src_track.h"
 
@@ -482,8 +483,16 @@ int PYXLB_ENTRY(PYXLB_CTX *ctx)
         /* The clock is read for connection attempts only: it costs about as
          * much as the rest of a packet's path. */
         now_ns = bpf_ktime_get_ns();
-        if (pyxlb_connection_rejected(&pkt, port, now_ns, counters))
+        if (pyxlb_connection_rejected(&pkt, port, now_ns, counters)) {
+            __u32 zero = 0;
+            struct dp_params *params = dp_params.lookup(&zero);
+
+            if (params && params->reject_with_rst) {
+                counters->rst_sent++;
+                return pyxlb_answer_rst(ctx, &pkt);
+            }
             return PYXLB_DROP;
+        }
     }
     if (port) {
         __u8 flags = pkt.l4_proto == IPPROTO_TCP ? port->tcp : port->udp;

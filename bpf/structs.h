@@ -94,6 +94,9 @@ struct dp_params {
     /* Counting and reject rules apply only to SYNs for the frontends the
      * kernel tracks (`ports` and `listeners`); 0: to SYNs for any port. */
     __u8 tracked_ports_only;
+    /* A rejected SYN is answered with a RST (`reject`); 0: dropped
+     * (`silent-drop`). */
+    __u8 reject_with_rst;
 };
 
 /* What the program does with a destination port (`ports`, an array indexed
@@ -225,6 +228,7 @@ struct dp_counters {
     __u64 conn_rate_rejected;      /* SYNs dropped: conn_rate over its limit */
     __u64 http_err_rate_rejected;  /* SYNs dropped: http_err_rate over its limit */
     __u64 gpc0_rejected;           /* SYNs dropped: gpc0 over its limit (the abuser flag) */
+    __u64 rst_sent;      /* rejected SYNs answered with a RST instead of dropped */
     __u64 l4_forwarded;  /* rewritten toward a backend */
     __u64 l4_replied;    /* a backend's reply rewritten toward its client */
     __u64 l4_new_flows;

@@ -9,6 +9,10 @@ accept or reject is final. The kernel can do the common shapes exactly:
     tcp-request connection reject if { sc0_conn_rate gt N } || { src_get_gpc0 gt 0 }
                                                       -> thresholds in dp_params
 
+A SYN over a threshold is answered with a RST for `reject` (HAProxy closes
+the accepted socket without lingering: one RST) and dropped for
+`silent-drop`. Block-listed sources are always dropped.
+
 The frontends with such rules are the tracked ones: XDP counts and checks only
 the SYNs for their binds (`tracked_ports_only`), so a SYN to any other port
 (SSH, a layer-4 service, another frontend) is never counted nor rejected.
@@ -116,7 +120,7 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> N
         plan.tracked.extend(_tracked_binds(frontend, number))
     thresholds: dict[str, int] = {}
     count_syns = plan.params.count_syns
-    seen_reject = False
+    seen_reject = silent = False
     for rule in frontend.tcp_request:
         action = rule.action
         if isinstance(action, TrackSc):
@@ -136,7 +140,10 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> N
                 plan.allow.extend(_networks(rule, match))
             continue
         assert isinstance(action, Reject)
-        seen_reject = True
+        if seen_reject and action.silent != silent:
+            raise NotCompilable(rule, "'reject' (a RST) and 'silent-drop' (nothing) on the "
+                                "same frontend are not compiled: use one of them")
+        seen_reject, silent = True, action.silent
         for match in matches:
             if match.fetch.name == "src":
                 plan.block.extend(_networks(rule, match))
@@ -148,7 +155,9 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> N
                             "tracks them ('tcp-request connection track-sc0 src')")
     if plan.table is not None:
         plan.params = DpParams.for_stick_table(plan.table, count_syns=count_syns,
-                                               tracked_ports_only=True, **thresholds)
+                                               tracked_ports_only=True,
+                                               reject_with_rst=seen_reject and not silent,
+                                               **thresholds)
 
 
 def compile_config(config: Config) -> KernelPlan:

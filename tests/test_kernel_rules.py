@@ -173,3 +173,23 @@ def test_connection_rules_on_a_udp_bind_are_refused():
         compile_config(parse_text(HEAD + L4.replace("bind *:9000", "bind udp@*:9000\n"
                                                     "    tcp-request connection reject if "
                                                     "{ src 10.9.9.9 }"), "t.cfg", env={}))
+
+
+def test_reject_answers_with_a_rst_and_silent_drop_drops():
+    rules = """
+    stick-table type ip size 1k expire 10s store conn_rate(10s)
+    tcp-request connection track-sc0 src
+    tcp-request connection {action} if {{ sc0_conn_rate gt 5 }}
+"""
+    assert plan_for(rules.format(action="reject")).params.reject_with_rst
+    assert not plan_for(rules.format(action="silent-drop")).params.reject_with_rst
+
+
+def test_reject_and_silent_drop_together_are_refused():
+    with pytest.raises(NotCompilable, match="'reject' .* and 'silent-drop' .* are not compiled"):
+        plan_for("""
+    stick-table type ip size 1k expire 10s store conn_rate(10s),gpc0
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if { sc0_conn_rate gt 5 }
+    tcp-request connection silent-drop if { sc0_get_gpc0 gt 0 }
+""")

@@ -57,7 +57,7 @@ DENY_STATUSES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425
 HTTP_ACTIONS = ("allow", "deny", "auth", "track-sc0", "track-sc1", "track-sc2", "set-header",
                 "add-header", "del-header", "replace-header", "set-path", "replace-path",
                 "replace-uri", "redirect")
-TCP_ACTIONS = ("accept", "reject", "track-sc0", "track-sc1", "track-sc2")
+TCP_ACTIONS = ("accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2")
 # HAProxy 2.6's other http-request actions; a trailing "*" stands for any suffix.
 _HAPROXY_HTTP_ACTIONS = (
     "wait-for-handshake", "ot-group", "set-log-level", "set-nice", "use-service", "sc-inc-gpc*",
@@ -69,8 +69,7 @@ _HAPROXY_HTTP_ACTIONS = (
     "set-src-port", "set-tos", "silent-drop", "set-priority-class", "set-priority-offset")
 _HAPROXY_TCP_ACTIONS = ("capture", "expect-proxy", "expect-netscaler-cip", "sc-inc-gpc*",
                         "sc-set-gpt*", "set-var-fmt*", "set-var*", "unset-var*", "set-dst",
-                        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos",
-                        "silent-drop")
+                        "set-dst-port", "set-mark", "set-src", "set-src-port", "set-tos")
 # Log-format variables (`%ci`, `%T`, ...) of HAProxy 2.6.
 LOG_VARIABLES = frozenset({
     "o", "B", "CC", "CS", "H", "ID", "ST", "T", "Ta", "Tc", "Th", "Ti", "Tl", "Tq", "Tr", "TR",
@@ -374,11 +373,13 @@ def _http_request(st: Statement, p: ProxyDraft) -> None:
 
 
 def _tcp_action(st: Statement, p: ProxyDraft, action: Word, words: Sequence[Word]) -> Any:
-    if action.text in ("accept", "reject"):
+    if action.text in ("accept", "reject", "silent-drop"):
         if words:
             raise st.error(f"unexpected argument '{words[0].text}': 'tcp-request connection "
                            f"{action.text}' takes none", words[0])
-        return Accept() if action.text == "accept" else Reject()
+        if action.text == "accept":
+            return Accept()
+        return Reject(silent=action.text == "silent-drop")
     if _TRACK.fullmatch(action.text):
         return _track(st, p, action, words, "connection")
     raise _unknown_action(st, "tcp-request connection", action, TCP_ACTIONS,

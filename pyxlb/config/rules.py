@@ -108,7 +108,10 @@ class Accept:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reject:
-    """tcp-request connection: close the connection at once, stop evaluating."""
+    """tcp-request connection: close the connection at once, stop evaluating.
+    `reject` closes it with a RST; `silent-drop` (silent) answers nothing."""
+
+    silent: bool = False
 
 
 HttpAction = (Allow | Deny | Auth | TrackSc | SetHeader | DelHeader | ReplaceHeader | SetPath

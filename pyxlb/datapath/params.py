@@ -49,6 +49,7 @@ class DpParams:
     http_err_rate_gt: int | None = None
     gpc0_gt: int | None = None
     tracked_ports_only: bool = False
+    reject_with_rst: bool = False
     now_ms_override: int = 0
 
     def __post_init__(self) -> None:
@@ -101,7 +102,7 @@ def read(params_map: BpfMap) -> DpParams:
         setting = getattr(value, name)
         if name in REJECT_RULES:
             setting = setting if getattr(value, REJECT_RULES[name]) else None
-        elif name in ("count_syns", "tracked_ports_only"):
+        elif name in ("count_syns", "tracked_ports_only", "reject_with_rst"):
             setting = bool(setting)
         fields[name] = setting
     return DpParams(**fields)

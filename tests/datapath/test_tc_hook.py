@@ -87,3 +87,16 @@ def test_dsr_only_changes_the_macs(tc_in_net):
     expected = Ether(syn)
     expected.src, expected.dst = LB_MAC, SERVER_MAC
     assert result.data_out == bytes(expected)
+
+
+def test_a_rejected_syn_is_answered_with_a_rst_sent_back_out(tc_in_net):
+    tc = tc_in_net
+    tc.set_params(DpParams(count_syns=True, conn_rate_period=10_000, conn_rate_gt=0,
+                           reject_with_rst=True))
+    result = tc.run(from_client(TCP(sport=2222, dport=80, flags="S", seq=41)))
+    assert result.retval == TC_ACT_REDIRECT
+    out = Ether(result.data_out)
+    assert (out.dst, out[IP].dst, out[TCP].dport, out[TCP].flags, out[TCP].ack) == (
+        CLIENT_MAC, CLIENT, 2222, "RA", 42)
+    assert len(result.data_out) == 14 + 20 + 20
+    assert checksums_hold(result.data_out)

@@ -5,12 +5,12 @@ flag, the allow list, and what must not touch src_track."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from pyxlb.datapath import cidr_lists
-from pyxlb.datapath.libbpf import XDP_DROP, XDP_PASS
+from pyxlb.datapath.libbpf import XDP_DROP, XDP_PASS, XDP_TX
 from pyxlb.datapath.params import DpParams
 
 CLIENT = "10.111.0.10"
@@ -228,3 +228,43 @@ def test_a_full_table_evicts_the_least_recently_used(xdp_small_table):
     counters = xdp.counters()
     assert counters["conns_tracked"] == len(sources)
     assert counters["track_full"] == 0
+
+
+# -- `reject` answers the SYN with a RST; `silent-drop` drops it ----------------------
+
+def expected_rst(syn: Ether) -> bytes:
+    """The RST a stack would send for `syn`, built afresh by scapy."""
+    ip_type = IPv6 if IPv6 in syn else IP
+    ip, tcp_in = syn[ip_type], syn[TCP]
+    header = (IPv6(src=ip.dst, dst=ip.src, hlim=64) if ip_type is IPv6 else
+              IP(src=ip.dst, dst=ip.src, ttl=64, id=0, flags="DF"))
+    return bytes(Ether(src=syn.dst, dst=syn.src) / header /
+                 TCP(sport=tcp_in.dport, dport=tcp_in.sport, flags="RA", seq=0,
+                     ack=(tcp_in.seq + 1 + len(tcp_in.payload)) % 2**32, window=0))
+
+
+@pytest.mark.parametrize("syn", [
+    ETH / IP(src=CLIENT, dst="10.111.0.2") / TCP(sport=40001, dport=80, flags="S", seq=77,
+                                               options=[("MSS", 1460), ("SAckOK", b"")]),
+    ETH / IP(src=CLIENT, dst="10.111.0.2") / TCP(sport=40002, dport=80, flags="S",
+                                               seq=0xFFFFFFFF) / b"fast open data",
+    ETH / IPv6(src=CLIENT6, dst="fd00:111::2") / TCP(sport=40003, dport=443, flags="S", seq=5),
+], ids=["ipv4-with-options", "ipv4-payload-seq-wraps", "ipv6"])
+def test_a_rejected_syn_is_answered_with_a_rst(xdp, syn):
+    at(xdp, TRACK_CONNECTIONS.replace(conn_rate_gt=0, reject_with_rst=True), T0)
+    result = xdp.run(bytes(syn))
+    assert result.retval == XDP_TX
+    assert result.data_out == expected_rst(syn)
+    assert xdp.counters()["rst_sent"] == 1
+
+
+def test_silent_drop_answers_nothing(xdp):
+    at(xdp, TRACK_CONNECTIONS.replace(conn_rate_gt=0, reject_with_rst=False), T0)
+    assert xdp.run(tcp()).retval == XDP_DROP
+    assert xdp.counters()["rst_sent"] == 0
+
+
+def test_a_syn_with_ip_options_is_dropped_not_answered(xdp):
+    at(xdp, TRACK_CONNECTIONS.replace(conn_rate_gt=0, reject_with_rst=True), T0)
+    syn = ETH / IP(src=CLIENT, dst="10.111.0.2", options=[IPOption_RR()]) / TCP(flags="S")
+    assert xdp.run(bytes(syn)).retval == XDP_DROP

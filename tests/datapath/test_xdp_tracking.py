@@ -149,7 +149,7 @@ def test_counters_add_up(xdp):
         ("l4_", "fib_"))} == {
         "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "allowed": 0,
         "tracked": 1, "track_full": 0, "conns_tracked": 0, "conn_rate_rejected": 0,
-        "http_err_rate_rejected": 0, "gpc0_rejected": 0,
+        "http_err_rate_rejected": 0, "gpc0_rejected": 0, "rst_sent": 0,
     }
     assert set(counters.values()) == {0}  # the layer-4 ones: no service here
 

@@ -1,5 +1,5 @@
 """tcp-request connection rules enforced by XDP in the lab: a source over its
-connection rate gets nothing, others (and the allow-listed one) are served."""
+connection rate is refused, others (and the allow-listed one) are served."""
 
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ def limited(lab):
     lb.stop()
 
 
-def test_the_connection_over_the_rate_is_dropped_in_the_kernel(lab, limited):
+def test_the_connection_over_the_rate_is_refused_in_the_kernel(lab, limited):
     abuser, bystander, trusted = lab.topo.client_addrs[0], lab.topo.client_addrs[1], \
         lab.topo.client_addrs[2]
     assert [curl_from(lab, abuser) for _ in range(LIMIT)] == ["200"] * LIMIT
-    # The 6th SYN within 10 s pushes conn_rate to 6 > 5: dropped, and so are
-    # its retransmissions, which count too.
+    # The 6th SYN within 10 s pushes conn_rate to 6 > 5: XDP answers it with
+    # a RST (`reject`; `silent-drop` would drop it), no socket ever sees it.
     assert curl_from(lab, abuser) == "000"
     assert curl_from(lab, bystander) == "200"
     assert [curl_from(lab, trusted) for _ in range(LIMIT + 2)] == ["200"] * (LIMIT + 2)
@@ -60,5 +60,6 @@ def test_the_connection_over_the_rate_is_dropped_in_the_kernel(lab, limited):
     counters = json.loads(limited.cli("maps", "show", "dp_counters", "--json",
                                       "-i", name).stdout)[0]["value"]
     assert counters["conn_rate_rejected"] >= 1
+    assert counters["rst_sent"] == counters["conn_rate_rejected"]
     assert counters["allowed"] >= 2
 
