@@ -41,7 +41,7 @@ from pyxlb.config.rules import Accept, Reject, TcpRequestRule, TrackSc
 from pyxlb.datapath.params import DpParams
 from pyxlb.datapath.ports import Bind as TrackedBind
 from pyxlb.datapath.services import Backend as L4Backend
-from pyxlb.datapath.services import Service
+from pyxlb.datapath.services import Service, Timeouts
 
 Network = IPv4Network | IPv6Network
 # Counter data the kernel compares, and the DpParams threshold for each.
@@ -218,6 +218,22 @@ def _address(text: str, where: object, what: str) -> ipaddress.IPv4Address | ipa
                           "services need addresses, not names)") from None
 
 
+def flow_timeouts(frontend: Frontend, backend: Backend) -> Timeouts:
+    """How long the kernel keeps a service's idle flows, from the proxy's
+    timeouts as HAProxy applies them to a `mode tcp` session: `timeout
+    tunnel` when set, else the first of client and server inactivity to
+    expire; closing flows never outlive that; an unanswered SYN is given up
+    after `timeout connect`. Unset ones keep the datapath's defaults."""
+    base = Timeouts()
+    limits = [ms for ms in (frontend.timeouts.client, backend.timeouts.server) if ms]
+    idle_ms = backend.timeouts.tunnel or (min(limits) if limits else None)
+    idle = idle_ms / 1000 if idle_ms else base.tcp
+    connect_ms = backend.timeouts.connect
+    return Timeouts(tcp=idle, tcp_closing=min(base.tcp_closing, idle),
+                    tcp_closed=min(base.tcp_closed, idle), udp=idle,
+                    connect=connect_ms / 1000 if connect_ms else base.connect)
+
+
 def kernel_services(config: Config, addresses: Mapping[int, str],
                     up: Callable[[str, Server], bool],
                     weight: Callable[[str, Server], int] | None = None) -> list[Service]:
@@ -267,7 +283,8 @@ def kernel_services(config: Config, addresses: Mapping[int, str],
                                           f"has no IPv{version} address to NAT from")
                     found.append(Service(vip, bind.port, snat, tuple(servers),
                                          proto=bind.proto, algorithm=algorithm,
-                                         forward=backend.forward))
+                                         forward=backend.forward,
+                                         timeouts=flow_timeouts(fe, backend)))
     return found
 
 

@@ -116,6 +116,7 @@ class L4Services:
         # (answered, refused) were when last read.
         self.observed: dict[int, tuple[str, str]] = {}
         self.signals: dict[int, tuple[int, int]] = {}
+        self.timeouts: dict[int, services.Timeouts] = {}  # by service id
 
     @property
     def wanted(self) -> bool:
@@ -165,11 +166,12 @@ class L4Services:
             self.signals = {n: self.signals.get(n) or services.passive_signals(self.maps, n)
                             for n in observed}
         self.observed = observed
+        self.timeouts = {sid: svc.timeouts for sid, svc in plan.services.values()}
 
     def observe(self, monitor: HealthMonitor) -> None:
         """Tells the monitor of each SYN answered (L4_OK) and refused (L4_ERR)
-        since the last call. A SYN never answered is not reported: the
-        datapath cannot see a missing answer, and the active checks do."""
+        since the last call. A SYN never answered is the sweep's to find
+        (`report_unanswered`): the datapath cannot see a missing answer."""
         from pyxlb.health.state import Analyze
 
         if self.maps is None:
@@ -197,8 +199,22 @@ class L4Services:
                 continue
             next_sweep = time.monotonic() + SWEEP_INTERVAL_S
             if self.maps is not None:
-                await asyncio.to_thread(services.sweep, self.maps)
+                swept = await asyncio.to_thread(services.sweep, self.maps, self.timeouts)
+                if monitor is not None:
+                    self.report_unanswered(monitor, swept.unanswered)
             warm_neighbours(self.servers)
+
+    def report_unanswered(self, monitor: HealthMonitor, unanswered: dict[int, int]) -> None:
+        """Each SYN an `observe layer4` server left unanswered past `timeout
+        connect` is a failed connection (L4_ERR), as HAProxy counts a connect
+        timeout."""
+        from pyxlb.health.state import Analyze
+
+        for number, count in unanswered.items():
+            if number in self.observed:
+                backend, server = self.observed[number]
+                for _ in range(count):
+                    monitor.observe(backend, server, Analyze.L4_ERR)
 
     def close(self) -> None:
         if self.maps is not None:

@@ -193,3 +193,12 @@ def test_reject_and_silent_drop_together_are_refused():
     tcp-request connection reject if { sc0_conn_rate gt 5 }
     tcp-request connection silent-drop if { sc0_get_gpc0 gt 0 }
 """)
+
+
+def test_flows_live_as_long_as_the_proxys_timeouts_say():
+    (svc,) = services_for(L4)  # HEAD: connect 5s, client 30s, server 30s
+    assert (svc.timeouts.tcp, svc.timeouts.udp, svc.timeouts.connect) == (30.0, 30.0, 5.0)
+    assert svc.timeouts.tcp_closing == 30.0 and svc.timeouts.tcp_closed == 10.0
+    (svc,) = services_for(L4.replace("balance roundrobin",
+                                     "balance roundrobin\n    timeout tunnel 1h"))
+    assert svc.timeouts.tcp == 3600.0

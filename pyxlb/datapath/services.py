@@ -22,7 +22,7 @@ import math
 import os
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,19 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """How long an idle flow lives, in seconds, by what its packets said;
+    and how long a backend may leave a SYN unanswered (`connect`) before the
+    flow is given up and counted against it."""
+
+    tcp: float = 900.0          # established
+    tcp_closing: float = 120.0  # a FIN one way
+    tcp_closed: float = 10.0    # FINs both ways, or a RST
+    udp: float = 300.0
+    connect: float = 5.0
+
+
+@dataclass(frozen=True)
 class Service:
     """A layer-4 service: `vip`:`port` balanced over `backends`. `forward`
     "nat": full NAT, backends see `snat` (the balancer's address) as the
@@ -94,6 +107,7 @@ class Service:
     proto: str = "tcp"
     algorithm: str = "maglev"
     forward: str = "nat"
+    timeouts: Timeouts = Timeouts()
 
     def __post_init__(self) -> None:
         name = f"service {self.vip}:{self.port}/{self.proto}"
@@ -281,16 +295,6 @@ def reserve_nat_ports(nat_ports: range, path: str = RESERVED_PORTS_SYSCTL) -> No
         current = f.read()
     with open(path, "w") as f:
         f.write(reserved_ports_with(current, nat_ports))
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """How long an idle flow lives, in seconds, by what its packets said."""
-
-    tcp: float = 900.0          # established
-    tcp_closing: float = 120.0  # a FIN one way
-    tcp_closed: float = 10.0    # FINs both ways, or a RST
-    udp: float = 300.0
 
 
 def flow_timeout(proto: int, forward_state: int, reply_state: int, timeouts: Timeouts) -> float:
@@ -486,6 +490,9 @@ def apply(maps: L4Maps, services: Sequence[Service], nat_ports: range) -> Plan:
 class SweepResult:
     flows: int    # flows removed, both directions
     orphans: int  # reply entries removed whose flow was gone
+    # backend number -> SYNs it left unanswered past the connect timeout
+    # (those flows are among `flows`): `observe layer4`'s missing answers.
+    unanswered: dict[int, int] = field(default_factory=dict)
 
 
 # Linux's clock id; Python names it from 3.13 only.
@@ -501,20 +508,40 @@ def _idle(last_seen_ns: int, timeout_s: float, now_ns: int) -> bool:
     return now_ns - last_seen_ns > timeout_s * 1e9
 
 
-def sweep(maps: L4Maps, timeouts: Timeouts = Timeouts(), now_ns: int | None = None) -> SweepResult:
+def _unanswered(proto: int, conn: Any, reply: Any, connect_s: float, now_ns: int) -> bool:
+    """A TCP flow whose backend never answered its SYN: the reply entry,
+    written when the flow began, has seen nothing since."""
+    return (proto == ports.PROTOCOLS["tcp"] and reply is not None
+            and not (reply.state & (CONN_ANSWERED | CONN_RST))
+            and not (conn.state & (CONN_FIN | CONN_RST))
+            and _idle(reply.last_seen_ns, connect_s, now_ns))
+
+
+def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts(),
+          now_ns: int | None = None) -> SweepResult:
     """Removes the flows idle longer than their timeout: a flow's two entries
-    go together, judged on the later of their last packets."""
+    go together, judged on the later of their last packets; and the flows
+    whose backend left the SYN unanswered longer than `connect`. `timeouts`
+    is for every service, or by service id (services absent get the
+    defaults)."""
     now = coarse_now_ns() if now_ns is None else now_ns
     conntrack, reverse = maps["conntrack"], maps["nat_reverse"]
     key_type = conntrack.layout.key_type
+    per_service = {} if isinstance(timeouts, Timeouts) else timeouts
+    default = timeouts if isinstance(timeouts, Timeouts) else Timeouts()
     flows = orphans = 0
+    unanswered: dict[int, int] = {}
     paired: set[bytes] = set()
     for key, conn in list(conntrack.items()):
         rkey = reply_key(key_type, conn, key.proto)
         reply = reverse.lookup(rkey)
+        limits = per_service.get(conn.service, default)
         last = max(conn.last_seen_ns, reply.last_seen_ns if reply else 0)
-        timeout = flow_timeout(key.proto, conn.state, reply.state if reply else 0, timeouts)
-        if not _idle(last, timeout, now):
+        timeout = flow_timeout(key.proto, conn.state, reply.state if reply else 0, limits)
+        given_up = _unanswered(key.proto, conn, reply, limits.connect, now)
+        if given_up:
+            unanswered[conn.backend] = unanswered.get(conn.backend, 0) + 1
+        elif not _idle(last, timeout, now):
             if reply is not None:
                 paired.add(bytes(rkey))
             continue
@@ -525,14 +552,15 @@ def sweep(maps: L4Maps, timeouts: Timeouts = Timeouts(), now_ns: int | None = No
     for rkey, reply in list(reverse.items()):
         if bytes(rkey) in paired:
             continue
-        timeout = flow_timeout(rkey.proto, 0, reply.state, timeouts)
+        timeout = flow_timeout(rkey.proto, 0, reply.state,
+                               per_service.get(reply.service, default))
         forward = conntrack.lookup(reply_key(key_type, reply, rkey.proto))
         if forward is not None and forward.out_sport == rkey.dport:
             continue  # created after the pass above looked
         if _idle(reply.last_seen_ns, timeout, now):
             libbpf.map_delete(reverse.fd, rkey)
             orphans += 1
-    return SweepResult(flows, orphans)
+    return SweepResult(flows, orphans, unanswered)
 
 
 def _folded(table: BpfMap, index: int) -> dict[str, int]:

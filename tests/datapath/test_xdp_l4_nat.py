@@ -254,6 +254,8 @@ def test_fin_and_rst_are_noted_and_shorten_the_flows_life(xdp_in_net):
     server, port, nat_port = expected_nat(xdp, plan, syn(1001))
     xdp.run(bytes(reply_from(server, port, nat_port, "FA")))
     xdp.run(bytes(client_packet(TCP(sport=1002, dport=80, flags="R"))))
+    server, port, nat_port = expected_nat(xdp, plan, syn(1003))
+    xdp.run(bytes(reply_from(server, port, nat_port)))  # answered: not a failed SYN
     states = {k["sport"]: v["state"] for k, v in xdp.maps["conntrack"].decoded_items()}
     assert states == {1001: services.CONN_FIN, 1002: services.CONN_RST, 1003: 0}
     last_seen = max(c.last_seen_ns for _, c in xdp.maps["conntrack"].items())
@@ -585,3 +587,37 @@ def test_dsr_works_for_ipv6_and_udp(xdp_in_net):
 def test_dsr_needs_servers_on_the_service_port():
     with pytest.raises(ValueError, match="must listen on the service's port 80"):
         Service(VIP, 80, SNAT, (Backend("10.111.0.21", 8080),), forward="dsr")
+
+
+def test_each_service_sweeps_with_its_own_timeouts(xdp_in_net):
+    xdp = xdp_in_net
+    short = services.Timeouts(tcp=30.0, tcp_closing=30.0, tcp_closed=10.0, udp=30.0)
+    plan = serve(xdp, WEB, Service(VIP, 81, SNAT, WEB.backends, timeouts=short))
+    xdp.run(bytes(syn(1001)))
+    xdp.run(bytes(client_packet(TCP(sport=1002, dport=81, flags="S"))))
+    for sport, dport in ((1001, 80), (1002, 81)):  # both answered: established
+        server, port, nat_port = expected_nat(xdp, plan, client_packet(
+            TCP(sport=sport, dport=dport, flags="S")))
+        xdp.run(bytes(reply_from(server, port, nat_port)))
+    last_seen = max(c.last_seen_ns for _, c in xdp.maps["conntrack"].items())
+    by_service = {sid: svc.timeouts for sid, svc in plan.services.values()}
+    swept = services.sweep(xdp.l4, by_service, now_ns=last_seen + 31 * 10**9)
+    assert (swept.flows, swept.unanswered) == (1, {})
+    assert [k["dport"] for k, _ in xdp.maps["conntrack"].decoded_items()] == [80]
+
+
+def test_a_syn_its_server_never_answers_is_given_up_and_counted(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    xdp.run(bytes(syn(1001)))
+    xdp.run(bytes(syn(1001)))  # retransmitted: still the same flow
+    xdp.run(bytes(syn(1002)))
+    server, port, nat_port = expected_nat(xdp, plan, syn(1002))
+    xdp.run(bytes(reply_from(server, port, nat_port)))  # 1002 is answered
+    unanswered_server = expected_nat(xdp, plan, syn(1001))[0]
+    number = next(n for n, b in plan.backends.items() if b.addr == unanswered_server)
+    created = min(c.last_seen_ns for _, c in xdp.maps["nat_reverse"].items())
+    assert services.sweep(xdp.l4, now_ns=created + 4 * 10**9).flows == 0
+    swept = services.sweep(xdp.l4, now_ns=created + 6 * 10**9)  # connect: 5 s
+    assert (swept.flows, swept.unanswered) == (1, {number: 1})
+    assert [k["sport"] for k, _ in xdp.maps["conntrack"].decoded_items()] == [1002]
