@@ -78,6 +78,10 @@ PYXLB_MAP("lru_hash", struct flow_key, struct conn, conntrack, PYXLB_CONNTRACK_M
 PYXLB_MAP("lru_hash", struct flow_key, struct conn, nat_reverse, PYXLB_CONNTRACK_MAX, 0);
 PYXLB_MAP("percpu_array", __u32, struct l4_stats, service_stats, PYXLB_SERVICES_MAX, 0);
 PYXLB_MAP("percpu_array", __u32, struct l4_stats, backend_stats, PYXLB_BACKENDS_MAX, 0);
+PYXLB_MAP("array", __u32, struct backend_flows, backend_flows, PYXLB_BACKENDS_MAX, 0);
+/* Written by the control plane only (the sweeper), read by leastconn and first. */
+PYXLB_MAP("array", __u32, __u64, backend_swept, PYXLB_BACKENDS_MAX, 0);
 PYXLB_MAP("array", __u32, struct l4_params, l4_params, 1, 0);
+PYXLB_MAP("percpu_array", __u32, struct l4_scratch, l4_scratch, 1, 0);
 
 #endif

@@ -195,6 +195,7 @@ static __always_inline void pyxlb_l4_count(__u32 service, __u32 backend, int rep
 
 static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, int failed)
 {
+    struct backend_flows *flows;
     struct l4_stats *stats;
 
     stats = service_stats.lookup(&service);
@@ -209,6 +210,22 @@ static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, in
     stats = backend_stats.lookup(&backend);
     if (stats)
         stats->new_flows++;
+    flows = backend_flows.lookup(&backend);
+    if (flows)
+        __sync_fetch_and_add(&flows->opened, 1);
+}
+
+/* The client's first FIN or RST ends its flow for leastconn's count. */
+static __always_inline void pyxlb_l4_count_close(struct conn *conn, const struct pyxlb_pkt *pkt)
+{
+    struct backend_flows *flows;
+
+    if (!(pkt->tcp_flags & (PYXLB_TCP_FIN | PYXLB_TCP_RST)) || (conn->state & PYXLB_CONN_CLOSED))
+        return;
+    conn->state |= PYXLB_CONN_CLOSED;
+    flows = backend_flows.lookup(&conn->backend);
+    if (flows)
+        __sync_fetch_and_add(&flows->closed, 1);
 }
 
 /* What a backend's reply says of its connection attempt, for `observe
@@ -257,6 +274,8 @@ static __always_inline int pyxlb_l4_send(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
 
     if (reply && pkt->l4_proto == IPPROTO_TCP)
         pyxlb_l4_observe(conn, pkt);
+    else if (!reply)
+        pyxlb_l4_count_close(conn, pkt);
     pyxlb_conn_touch(conn, pkt);
     if (conn->state & PYXLB_CONN_DSR)
         via = conn->out_dst_addr;
@@ -268,6 +287,76 @@ static __always_inline int pyxlb_l4_send(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
     else
         counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, via, counters);
+}
+
+/* A backend's flows now: opened - closed - swept (struct backend_flows). */
+static __always_inline __u64 pyxlb_active_flows(__u32 number)
+{
+    struct backend_flows *flows = backend_flows.lookup(&number);
+    __u64 *swept = backend_swept.lookup(&number);
+    __u64 done;
+
+    if (!flows)
+        return 0;
+    done = flows->closed + (swept ? *swept : 0);
+    return flows->opened > done ? flows->opened - done : 0;
+}
+
+/* leastconn and first: the candidates listed at the head of the service's
+ * table, looked at in server order. first takes the first one under its
+ * maxconn; leastconn the one with the fewest flows for its weight (HAProxy's
+ * (flows + 1) / weight), starting each time one further along so that equals
+ * take turns. NULL when none can take the flow. */
+static __always_inline struct backend *pyxlb_pick_by_load(struct service *svc, void *table,
+                                                          __u32 *number)
+{
+    __u32 count = svc->candidates < PYXLB_CANDIDATES_MAX ? svc->candidates
+                                                         : PYXLB_CANDIDATES_MAX;
+    int leastconn = svc->algorithm == PYXLB_ALGO_LEASTCONN;
+    struct backend *best = NULL;
+    __u64 best_load = 0;
+    __u32 best_weight = 1;
+    __u32 start = 0;
+
+    if (!count)
+        return NULL;
+    if (leastconn)
+        start = __sync_fetch_and_add(&svc->rr_next, 1) % count;
+    for (__u32 i = 0; i < PYXLB_CANDIDATES_MAX; i++) {
+        struct backend *backend;
+        __u32 slot = start + i;
+        __u32 *listed;
+        __u32 candidate;
+        __u64 active;
+
+        if (i >= count)
+            break;
+        if (slot >= count)
+            slot -= count;
+        listed = bpf_map_lookup_elem(table, &slot);
+        if (!listed)
+            continue;
+        candidate = *listed;
+        backend = backends.lookup(&candidate);
+        if (!backend || backend->state != PYXLB_BACKEND_UP || backend->service != svc->id)
+            continue;
+        active = pyxlb_active_flows(candidate);
+        if (!leastconn) {
+            if (backend->maxconn && active >= backend->maxconn)
+                continue;
+            *number = candidate;
+            return backend;
+        }
+        if (!backend->weight)
+            continue;
+        if (!best || (active + 1) * best_weight < (best_load + 1) * backend->weight) {
+            best = backend;
+            best_load = active;
+            best_weight = backend->weight;
+            *number = candidate;
+        }
+    }
+    return best;
 }
 
 /* The backend a new flow gets from its service's table; NULL when the
@@ -287,6 +376,8 @@ static __always_inline struct backend *pyxlb_pick_backend(struct service *svc, _
     table = maglev.lookup(&id);
     if (!table)
         return NULL;
+    if (svc->algorithm == PYXLB_ALGO_LEASTCONN || svc->algorithm == PYXLB_ALGO_FIRST)
+        return pyxlb_pick_by_load(svc, table, number);
     picked = bpf_map_lookup_elem(table, &slot);
     if (!picked)
         return NULL;
@@ -349,10 +440,11 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
                                              struct flow_key *key, struct dp_counters *counters)
 {
     struct endpoint_key vip = {};
-    struct flow_key reply_key = {};
-    struct conn forward = {};
-    struct conn reply = {};
+    struct l4_scratch *scratch;
+    struct flow_key *reply_key;
+    struct conn *forward, *reply;
     struct service *svc;
+    __u32 zero = 0;
     struct backend *backend;
     __u32 number = 0;
     __u32 hash;
@@ -379,37 +471,44 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
         return PYXLB_PASS;
     }
 
-    forward.backend = reply.backend = number;
-    forward.service = reply.service = svc->id;
-    forward.last_seen_ns = reply.last_seen_ns = bpf_ktime_get_coarse_ns();
+    scratch = l4_scratch.lookup(&zero);
+    if (!scratch)
+        return PYXLB_PASS;
+    __builtin_memset(scratch, 0, sizeof(*scratch));
+    forward = &scratch->forward;
+    reply = &scratch->reply;
+    reply_key = &scratch->reply_key;
+    forward->backend = reply->backend = number;
+    forward->service = reply->service = svc->id;
+    forward->last_seen_ns = reply->last_seen_ns = bpf_ktime_get_coarse_ns();
     if (svc->flags & PYXLB_SERVICE_DSR)
-        return pyxlb_l4_new_dsr_flow(ctx, pkt, key, &forward, backend, counters);
-    __builtin_memcpy(forward.out_src_addr, svc->snat_addr, 16);
-    __builtin_memcpy(forward.out_dst_addr, backend->addr, 16);
-    forward.out_dport = backend->port;
+        return pyxlb_l4_new_dsr_flow(ctx, pkt, key, forward, backend, counters);
+    __builtin_memcpy(forward->out_src_addr, svc->snat_addr, 16);
+    __builtin_memcpy(forward->out_dst_addr, backend->addr, 16);
+    forward->out_dport = backend->port;
     /* The reply comes from the backend to the NAT address and port and
      * leaves as if from the VIP to the client. */
-    __builtin_memcpy(reply.out_src_addr, key->dst_addr, 16);
-    __builtin_memcpy(reply.out_dst_addr, key->src_addr, 16);
-    reply.out_sport = key->dport;
-    reply.out_dport = key->sport;
-    __builtin_memcpy(reply_key.src_addr, backend->addr, 16);
-    __builtin_memcpy(reply_key.dst_addr, svc->snat_addr, 16);
-    reply_key.sport = backend->port;
-    reply_key.proto = key->proto;
-    if (pyxlb_claim_nat_port(&reply_key, &reply, hash)) {
+    __builtin_memcpy(reply->out_src_addr, key->dst_addr, 16);
+    __builtin_memcpy(reply->out_dst_addr, key->src_addr, 16);
+    reply->out_sport = key->dport;
+    reply->out_dport = key->sport;
+    __builtin_memcpy(reply_key->src_addr, backend->addr, 16);
+    __builtin_memcpy(reply_key->dst_addr, svc->snat_addr, 16);
+    reply_key->sport = backend->port;
+    reply_key->proto = key->proto;
+    if (pyxlb_claim_nat_port(reply_key, reply, hash)) {
         counters->l4_no_nat_port++;
         pyxlb_l4_count_flow(svc->id, number, 1);
         return PYXLB_PASS;
     }
-    forward.out_sport = reply_key.dport;
-    conntrack.update(key, &forward);
+    forward->out_sport = reply_key->dport;
+    conntrack.update(key, forward);
 
     counters->l4_new_flows++;
-    pyxlb_l4_count_flow(forward.service, number, 0);
-    if (pyxlb_nat_rewrite(ctx, pkt, &forward))
+    pyxlb_l4_count_flow(forward->service, number, 0);
+    if (pyxlb_nat_rewrite(ctx, pkt, forward))
         return PYXLB_PASS;
-    pyxlb_l4_count(forward.service, number, 0, PYXLB_PKT_LEN(ctx));
+    pyxlb_l4_count(forward->service, number, 0, PYXLB_PKT_LEN(ctx));
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, NULL, counters);
 }

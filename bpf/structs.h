@@ -132,7 +132,8 @@ struct service {
     __u32 id;            /* its slot in `maglev` and `service_stats`, < PYXLB_SERVICES_MAX */
     __u8 flags;          /* PYXLB_SERVICE_*: how its packets reach a backend */
     __u8 algorithm;      /* PYXLB_ALGO_*: how a new flow picks its backend */
-    __u16 __pad;
+    __u16 candidates;    /* leastconn, first: its table's first slots list this many
+                          * backends, the ones taking new flows, in server order */
     __u64 rr_next;       /* roundrobin: new flows so far, the next slot to take */
 };
 
@@ -145,6 +146,11 @@ struct service {
  * algorithm says which slot a new flow takes. */
 #define PYXLB_ALGO_MAGLEV 0      /* the Maglev slot of the 5-tuple's hash */
 #define PYXLB_ALGO_ROUNDROBIN 1  /* the next slot; the table repeats a weighted sequence */
+#define PYXLB_ALGO_LEASTCONN 2   /* the candidate with the fewest flows for its weight,
+                                  * in turns among equals */
+#define PYXLB_ALGO_FIRST 3       /* the first candidate under its maxconn */
+/* Candidates a leastconn or first service may list: each is looked at per new flow. */
+#define PYXLB_CANDIDATES_MAX 32
 
 /* A server of a layer-4 service (`backends`, an array: the index is the
  * backend's number, which `maglev` tables and conntrack entries hold). */
@@ -155,6 +161,17 @@ struct backend {
     __u8 __pad;
     __u32 service;       /* its service's id */
     __u32 weight;
+    __u32 maxconn;       /* `first`: flows it takes before the next one does; 0: no limit */
+};
+
+/* A backend's flows as the kernel counts them (`backend_flows`, shared by
+ * every CPU: leastconn compares them): opened on a new flow, closed on the
+ * client's first FIN or RST. The sweeper counts in `backend_swept` the flows
+ * it removed that never closed that way (idle, unanswered); a backend's
+ * active flows are opened - closed - swept. */
+struct backend_flows {
+    __u64 opened;
+    __u64 closed;
 };
 
 #define PYXLB_BACKEND_UNUSED 0
@@ -192,6 +209,15 @@ struct conn {
 #define PYXLB_CONN_ANSWERED 0x04  /* reply entry: the backend sent its SYN-ACK */
 #define PYXLB_CONN_DSR 0x08       /* forward entry of a DSR flow: sent on unchanged to
                                    * out_dst_addr's link; no reply entry */
+#define PYXLB_CONN_CLOSED 0x10    /* forward entry: counted closed in backend_flows */
+
+/* Where a new flow's two entries are put together (`l4_scratch`, per CPU):
+ * the program's stack (512 bytes) cannot hold them beside the rest. */
+struct l4_scratch {
+    struct conn forward;
+    struct conn reply;
+    struct flow_key reply_key;
+};
 
 /* Counters of a service (`service_stats`) or a backend (`backend_stats`),
  * per CPU. */

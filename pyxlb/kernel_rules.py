@@ -40,8 +40,8 @@ from pyxlb.config.model import Backend, Config, Frontend, Server, StickTable
 from pyxlb.config.rules import Accept, Reject, TcpRequestRule, TrackSc
 from pyxlb.datapath.params import DpParams
 from pyxlb.datapath.ports import Bind as TrackedBind
+from pyxlb.datapath.services import BY_LOAD, CANDIDATES_MAX, Service, Timeouts
 from pyxlb.datapath.services import Backend as L4Backend
-from pyxlb.datapath.services import Service, Timeouts
 
 Network = IPv4Network | IPv6Network
 # Counter data the kernel compares, and the DpParams threshold for each.
@@ -160,8 +160,61 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> N
                                                **thresholds)
 
 
+def _stick_rules(frontend: Frontend) -> list:
+    """The frontend's http rules that track or read stick counters."""
+    found = []
+    for rule in [*frontend.http_request, *frontend.redirects, *frontend.use_backends]:
+        action = getattr(rule, "action", None)
+        condition = getattr(rule, "condition", None)
+        reads = condition is not None and any(
+            counter_ref(m.fetch.name) is not None for acl in condition.acls() for m in acl.matches)
+        if isinstance(action, TrackSc) or reads:
+            found.append(rule)
+    return found
+
+
+# What a src_track entry holds (bpf/structs.h), so what an l7 table may store.
+SRC_TRACK_STORE = frozenset({"conn_cnt", "conn_cur", "conn_rate", "http_req_cnt",
+                             "http_req_rate", "http_err_cnt", "http_err_rate", "gpc0",
+                             "gpc0_rate"})
+
+
+def http_stick_table(frontend: Frontend) -> StickTable | None:
+    """The table the l7 tier counts the frontend's requests into and reads
+    (`http-request track-sc0 src`, `sc0_*`/`src_*` fetches): the frontend's
+    own, kept in the kernel's src_track. None when its http rules use no
+    stick counter. Other shapes raise NotCompilable at their rule."""
+    rules = _stick_rules(frontend)
+    if not rules:
+        return None
+    table = frontend.stick_table
+    if table is None:
+        raise NotCompilable(rules[0], "stick counters in http rules need the frontend's "
+                            "own stick-table")
+    if table.type not in ("ip", "ipv6") or not {i.name for i in table.store} <= SRC_TRACK_STORE:
+        raise NotCompilable(rules[0], "the stick-table must be 'type ip' or 'ipv6' and store "
+                            f"only {', '.join(sorted(SRC_TRACK_STORE))} (the kernel keeps it)")
+    for rule in rules:
+        action = getattr(rule, "action", None)
+        if isinstance(action, TrackSc) and (action.counter != 0 or action.key.name != "src"
+                                            or action.table != frontend.name):
+            raise NotCompilable(rule, "only 'track-sc0 src' in the frontend's own table is "
+                                "served in http rules")
+        for acl in rule.condition.acls() if rule.condition is not None else ():
+            for match in acl.matches:
+                ref = counter_ref(match.fetch.name)
+                if ref is None:
+                    continue
+                if ref.source not in ("sc0", "src") or (
+                        match.fetch.args and match.fetch.args[0] != frontend.name):
+                    raise NotCompilable(rule, f"'{match.fetch.name}' reads another counter "
+                                        "or table than sc0/src of the frontend's own")
+    return table
+
+
 def compile_config(config: Config) -> KernelPlan:
-    """The kernel plan for every frontend of `config` (one table per instance)."""
+    """The kernel plan for every frontend of `config` (one table per instance:
+    the one tcp-request rules count connections in, or http rules requests)."""
     plan = KernelPlan()
     for number, frontend in enumerate(config.frontends.values()):
         table_before = plan.table
@@ -169,11 +222,20 @@ def compile_config(config: Config) -> KernelPlan:
         if table_before is not None and plan.table is not table_before:
             raise NotCompilable(frontend.tcp_request[0], "only one frontend per instance "
                                 "may track connections in the kernel")
+        table = http_stick_table(frontend) if frontend.tier == "l7" else None
+        if table is None or table is plan.table:
+            continue
+        if plan.table is not None:
+            raise NotCompilable(_stick_rules(frontend)[0], "only one stick-table per "
+                                "instance is kept in the kernel")
+        plan.table = table
+        plan.params = DpParams.for_stick_table(table, tracked_ports_only=True)
     return plan
 
 
 # `balance` -> the datapath's algorithm (pyxlb.datapath.services.ALGORITHMS).
-L4_ALGORITHMS = {"roundrobin": "roundrobin", "source": "maglev"}
+L4_ALGORITHMS = {"roundrobin": "roundrobin", "source": "maglev", "leastconn": "leastconn",
+                 "first": "first"}
 
 
 class NotServable(Exception):
@@ -253,6 +315,10 @@ def kernel_services(config: Config, addresses: Mapping[int, str],
             raise NotServable(f"{backend.where}: backend {backend.name}: 'balance "
                               f"{backend.balance}' is not served in the kernel yet (want "
                               f"{' or '.join(L4_ALGORITHMS)})")
+        if algorithm in BY_LOAD and len(backend.servers) > CANDIDATES_MAX:
+            raise NotServable(f"{backend.where}: backend {backend.name}: 'balance "
+                              f"{backend.balance}' compares at most {CANDIDATES_MAX} servers "
+                              "in the kernel")
         states = l4_server_states(backend, lambda s, b=backend.name: up(b, s))
         for bind in fe.binds:
             if bind.host is None:
@@ -275,7 +341,8 @@ def kernel_services(config: Config, addresses: Mapping[int, str],
                     # A weight of 0 takes the server out through `up`; the table
                     # still needs a positive one.
                     w = server.weight if weight is None else weight(backend.name, server)
-                    servers.append(L4Backend(str(addr), port, w or server.weight, state))
+                    servers.append(L4Backend(str(addr), port, w or server.weight, state,
+                                             server.maxconn))
                 if servers or bind.host is not None:
                     snat = addresses.get(version)
                     if snat is None:

@@ -202,3 +202,34 @@ def test_flows_live_as_long_as_the_proxys_timeouts_say():
     (svc,) = services_for(L4.replace("balance roundrobin",
                                      "balance roundrobin\n    timeout tunnel 1h"))
     assert svc.timeouts.tcp == 3600.0
+
+
+TUTORIAL_ABUSERS = """
+frontend web
+    bind *:8080
+    default_backend be
+    stick-table type ip size 200k expire 2m store conn_rate(3s),gpc0
+    acl conn_rate_abuse sc0_conn_rate gt 60
+    acl flag_as_abuser sc0_inc_gpc0 gt 0
+    acl is_abuser src_get_gpc0 gt 0
+    http-request track-sc0 src
+    http-request deny if is_abuser
+    http-request deny if conn_rate_abuse flag_as_abuser
+"""
+
+
+def test_stick_counters_in_http_rules_put_the_frontends_table_in_the_kernel():
+    plan = plan_for(TUTORIAL_ABUSERS)
+    assert plan.table.size == 204800
+    p = plan.params
+    assert (p.count_syns, p.conn_rate_period, p.expire_ms) == (False, 3000, 120000)
+
+
+@pytest.mark.parametrize("change, why", [
+    ("http-request track-sc0 src", "http-request track-sc1 src"),
+    ("src_get_gpc0 gt 0", "sc1_get_gpc0 gt 0"),
+    ("type ip size", "type string len 32 size"),
+])
+def test_stick_shapes_l7_cannot_serve_are_refused_at_their_rule(change, why):
+    with pytest.raises(NotCompilable):
+        plan_for(TUTORIAL_ABUSERS.replace(change, why))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pyxlb.config import parse_text
 from pyxlb.unserved import unserved
 
@@ -80,16 +82,15 @@ listen db
     assert found[0][2] and "mode tcp is served by the kernel tier only" in found[0][1]
 
 
-def test_a_kernel_balance_the_datapath_lacks_is_refused():
-    found = findings("""
+@pytest.mark.parametrize("algorithm", ["roundrobin", "source", "leastconn", "first"])
+def test_every_kernel_balance_is_served(algorithm):
+    assert findings(f"""
 listen db
     mode tcp
-    balance leastconn
+    balance {algorithm}
     bind *:3306
-    server db1 10.0.0.1:3306
-""")
-    assert found == [(8, "backend db: 'balance leastconn' is not served in the kernel yet "
-                      "(want roundrobin or source)", True)]
+    server db1 10.0.0.1:3306 maxconn 10
+""") == []
 
 
 def test_udp_binds_and_dsr_need_the_kernel_tier():

@@ -124,13 +124,20 @@ class BpfMap:
 
 def fold_percpu(values: list[Any]) -> Any:
     """One value from every CPU's copy: counters add up, `last_*` fields
-    (timestamps) keep the latest."""
+    (timestamps) keep the latest, nested structs fold the same way, and
+    arrays (addresses) are the first CPU's."""
     total = type(values[0])()
     for name, _ in total._fields_:
         if name.startswith("__pad"):
             continue
         column = [getattr(v, name) for v in values]
-        setattr(total, name, max(column) if name.startswith("last_") else sum(column))
+        if isinstance(column[0], ctypes.Structure):
+            folded = fold_percpu(column)
+        elif isinstance(column[0], ctypes.Array):
+            folded = column[0]
+        else:
+            folded = max(column) if name.startswith("last_") else sum(column)
+        setattr(total, name, folded)
     return total
 
 

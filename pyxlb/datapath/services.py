@@ -31,11 +31,15 @@ from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap, decode, fold_percpu
 
 MAP_NAMES = ("services", "backends", "maglev", "maglev_table", "conntrack", "nat_reverse",
-             "service_stats", "backend_stats", "l4_params", "ports")
-ALGORITHMS = {"maglev": 0, "roundrobin": 1}  # bpf/structs.h: PYXLB_ALGO_*
+             "service_stats", "backend_stats", "backend_flows", "backend_swept", "l4_params",
+             "ports")
+ALGORITHMS = {"maglev": 0, "roundrobin": 1, "leastconn": 2, "first": 3}  # PYXLB_ALGO_*
+# Algorithms that pick among candidates by their flows; at most this many each.
+BY_LOAD = ("leastconn", "first")
+CANDIDATES_MAX = 32  # PYXLB_CANDIDATES_MAX
 FORWARDING = {"nat": 0, "dsr": 0x01}  # PYXLB_SERVICE_DSR
 BACKEND_STATES = {"unused": 0, "up": 1, "drain": 2, "down": 3}  # PYXLB_BACKEND_*
-CONN_FIN, CONN_RST, CONN_ANSWERED, CONN_DSR = 0x01, 0x02, 0x04, 0x08  # PYXLB_CONN_*
+CONN_FIN, CONN_RST, CONN_ANSWERED, CONN_DSR, CONN_CLOSED = 0x01, 0x02, 0x04, 0x08, 0x10
 NO_BACKEND = 0xFFFF_FFFF  # a Maglev slot with no server (every one of them is down)
 MAX_WEIGHT = 256  # HAProxy's
 SERVICE_BITS = ports.PORT_SERVICE | ports.PORT_NAT
@@ -71,12 +75,14 @@ def _unmapped(raw: bytes) -> str:
 @dataclass(frozen=True)
 class Backend:
     """A server: `state` is up (takes new flows), drain or down (keeps the
-    flows it has, takes no new one)."""
+    flows it has, takes no new one); `maxconn` its flows under `first` before
+    the next server takes new ones (0: no limit)."""
 
     addr: str
     port: int
     weight: int = 1
     state: str = "up"
+    maxconn: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ class Service:
                              f"{', '.join(FORWARDING)}")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"{name}: port out of range (1-65535)")
+        if self.algorithm in BY_LOAD and len(self.backends) > CANDIDATES_MAX:
+            raise ValueError(f"{name}: {self.algorithm} compares at most {CANDIDATES_MAX} "
+                             "servers in the kernel")
         seen = set()
         for b in self.backends:
             where = f"{name}: server {b.addr}:{b.port}"
@@ -139,6 +148,8 @@ class Service:
                 raise ValueError(f"{where}: weight {b.weight} is not 0-{MAX_WEIGHT}")
             if b.state not in BACKEND_STATES or b.state == "unused":
                 raise ValueError(f"{where}: state {b.state!r} is not up, drain or down")
+            if b.maxconn < 0:
+                raise ValueError(f"{where}: maxconn {b.maxconn} is negative")
             if (b.addr, b.port) in seen:
                 raise ValueError(f"{where} is listed twice")
             seen.add((b.addr, b.port))
@@ -157,6 +168,7 @@ class BackendEntry:
     port: int
     weight: int
     state: str
+    maxconn: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,20 @@ def roundrobin_table(weights: Sequence[int], size: int) -> list[int]:
     return [period[slot % total] for slot in range(size)]
 
 
+def by_load_table(weights: Sequence[int], size: int) -> list[int]:
+    """A leastconn or first service's table: its candidates (the backends
+    with a weight, in server order) at the head, which the kernel compares
+    by their flows; `Service.candidates` says how many."""
+    listed = [i for i, weight in enumerate(weights) if weight]
+    return listed + [maglev.NO_BACKEND] * (size - len(listed))
+
+
+def candidates(svc: Service) -> int:
+    """How many backends a leastconn or first service's table lists."""
+    return sum(1 for b in svc.backends if b.state == "up" and b.weight) \
+        if svc.algorithm in BY_LOAD else 0
+
+
 def plan(services: Sequence[Service], current: Assignment = Assignment(), *,
          maglev_size: int = maglev.DEFAULT_SIZE, services_max: int = 64,
          backends_max: int = 4096) -> Plan:
@@ -236,10 +262,12 @@ def plan(services: Sequence[Service], current: Assignment = Assignment(), *,
             number = numbers_now.get((sid, addr, b.port))
             if number is None:
                 number = _first_free(taken_numbers, backends_max, "layer-4 servers")
-            backends[number] = BackendEntry(sid, addr, b.port, b.weight, b.state)
+            backends[number] = BackendEntry(sid, addr, b.port, b.weight, b.state, b.maxconn)
             numbers.append(number)
         weights = [b.weight if b.state == "up" else 0 for b in svc.backends]
-        if svc.algorithm == "roundrobin":
+        if svc.algorithm in BY_LOAD:
+            table = by_load_table(weights, maglev_size)
+        elif svc.algorithm == "roundrobin":
             table = roundrobin_table(weights, maglev_size)
         elif weights:
             table = maglev.build_table([(f"{b.addr}:{b.port}", w)
@@ -390,7 +418,7 @@ class L4Maps:
             if value.state:
                 found[keys[i]] = BackendEntry(value.service, _unmapped(bytes(value.addr)),
                                               value.port, value.weight,
-                                              states.get(value.state, "down"))
+                                              states.get(value.state, "down"), value.maxconn)
         return found
 
     def read_assignment(self) -> Assignment:
@@ -430,6 +458,7 @@ def _write_backend(maps: L4Maps, number: int, entry: BackendEntry | None) -> Non
     if entry is not None:
         value.addr[:] = list(_mapped(ipaddress.ip_address(entry.addr)))
         value.port, value.weight, value.service = entry.port, entry.weight, entry.service
+        value.maxconn = entry.maxconn
         value.state = BACKEND_STATES[entry.state]
     libbpf.map_update(table.fd, ctypes.c_uint32(number), value)
 
@@ -465,12 +494,14 @@ def apply(maps: L4Maps, services: Sequence[Service], nat_ports: range) -> Plan:
             maps.swap_table(sid, new.tables[sid])
     for key, (sid, svc) in new.services.items():
         entry = maps["services"].layout.value_type(id=sid, algorithm=ALGORITHMS[svc.algorithm],
-                                                   flags=FORWARDING[svc.forward])
+                                                   flags=FORWARDING[svc.forward],
+                                                   candidates=candidates(svc))
         entry.snat_addr[:] = list(_mapped(ipaddress.ip_address(svc.snat)))
         old = entries[key]
         # Rewritten only when it changed: that would restart roundrobin's turns.
-        if old is None or (bytes(old.snat_addr), old.id, old.algorithm, old.flags) != (
-                bytes(entry.snat_addr), entry.id, entry.algorithm, entry.flags):
+        if old is None or (bytes(old.snat_addr), old.id, old.algorithm, old.flags,
+                           old.candidates) != (bytes(entry.snat_addr), entry.id,
+                                               entry.algorithm, entry.flags, entry.candidates):
             libbpf.map_update(maps["services"].fd, _service_key(maps, key), entry)
     ports.update_flags(maps["ports"], SERVICE_BITS,
                        service_ports([svc for _, svc in new.services.values()], nat_ports))
@@ -531,6 +562,7 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
     default = timeouts if isinstance(timeouts, Timeouts) else Timeouts()
     flows = orphans = 0
     unanswered: dict[int, int] = {}
+    swept: dict[int, int] = {}
     paired: set[bytes] = set()
     for key, conn in list(conntrack.items()):
         rkey = reply_key(key_type, conn, key.proto)
@@ -549,6 +581,8 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
         if reply is not None:
             libbpf.map_delete(reverse.fd, rkey)
         flows += 1
+        if not conn.state & CONN_CLOSED:
+            swept[conn.backend] = swept.get(conn.backend, 0) + 1
     for rkey, reply in list(reverse.items()):
         if bytes(rkey) in paired:
             continue
@@ -560,7 +594,29 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
         if _idle(reply.last_seen_ns, timeout, now):
             libbpf.map_delete(reverse.fd, rkey)
             orphans += 1
+    _count_swept(maps, swept)
     return SweepResult(flows, orphans, unanswered)
+
+
+def active_flows(maps: L4Maps, number: int) -> int:
+    """A backend's flows now, as leastconn and first count them in the kernel
+    (struct backend_flows): opened - closed - swept."""
+    flows = maps["backend_flows"].lookup(ctypes.c_uint32(number))
+    swept = maps["backend_swept"].lookup(ctypes.c_uint32(number))
+    if flows is None:
+        return 0
+    return max(0, flows.opened - flows.closed - (swept.value if swept is not None else 0))
+
+
+def _count_swept(maps: L4Maps, swept: dict[int, int]) -> None:
+    """Adds to `backend_swept` the flows the sweeper removed that the kernel
+    never counted closed (user space is its only writer)."""
+    table = maps["backend_swept"]
+    for number, count in swept.items():
+        key = ctypes.c_uint32(number)
+        before = table.lookup(key)
+        total = (before.value if before is not None else 0) + count
+        libbpf.map_update(table.fd, key, ctypes.c_uint64(total))
 
 
 def _folded(table: BpfMap, index: int) -> dict[str, int]:
@@ -583,6 +639,7 @@ def stats(maps: L4Maps) -> Iterator[dict[str, Any]]:
             **_folded(maps["service_stats"], sid),
             "backends": [
                 {"server": f"{e.addr}:{e.port}", "number": n, "state": e.state,
-                 "weight": e.weight, **_folded(maps["backend_stats"], n)}
+                 "weight": e.weight, "active_flows": active_flows(maps, n),
+                 **_folded(maps["backend_stats"], n)}
                 for n, e in sorted(assignment.backends.items()) if e.service == sid],
         }

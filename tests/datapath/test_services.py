@@ -175,7 +175,8 @@ def test_applying_writes_every_map(xdp):
     p = services.apply(l4, [web("10.0.0.1", "10.0.0.2")], NAT_PORTS)
     [(key, value)] = xdp.maps["services"].decoded_items()
     assert key == {"addr": VIP, "port": 80, "proto": 6}
-    assert value == {"snat_addr": SNAT, "id": 0, "flags": 0, "algorithm": 0, "rr_next": 0}
+    assert value == {"snat_addr": SNAT, "id": 0, "flags": 0, "algorithm": 0, "candidates": 0,
+                     "rr_next": 0}
     assert l4.read_backends() == p.backends
     assert list(maglev_ids(l4)) == [0]
     params = xdp.maps["l4_params"]

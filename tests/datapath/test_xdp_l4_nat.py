@@ -257,7 +257,8 @@ def test_fin_and_rst_are_noted_and_shorten_the_flows_life(xdp_in_net):
     server, port, nat_port = expected_nat(xdp, plan, syn(1003))
     xdp.run(bytes(reply_from(server, port, nat_port)))  # answered: not a failed SYN
     states = {k["sport"]: v["state"] for k, v in xdp.maps["conntrack"].decoded_items()}
-    assert states == {1001: services.CONN_FIN, 1002: services.CONN_RST, 1003: 0}
+    closed = services.CONN_CLOSED  # counted closed for leastconn, once
+    assert states == {1001: services.CONN_FIN | closed, 1002: services.CONN_RST | closed, 1003: 0}
     last_seen = max(c.last_seen_ns for _, c in xdp.maps["conntrack"].items())
     # 11 s later the closed flows have gone; the open one stays for 15 min.
     result = services.sweep(xdp.l4, now_ns=last_seen + 11 * 10**9)
@@ -621,3 +622,63 @@ def test_a_syn_its_server_never_answers_is_given_up_and_counted(xdp_in_net):
     swept = services.sweep(xdp.l4, now_ns=created + 6 * 10**9)  # connect: 5 s
     assert (swept.flows, swept.unanswered) == (1, {number: 1})
     assert [k["sport"] for k, _ in xdp.maps["conntrack"].decoded_items()] == [1002]
+
+
+# -- leastconn and first: new flows by the flows each backend has ---------------------
+
+def server_of(xdp, sport: int, dport: int = 80) -> str:
+    return Ether(xdp.run(bytes(syn(sport) if dport == 80 else client_packet(
+        TCP(sport=sport, dport=dport, flags="S")))).data_out)[IP].dst
+
+
+def close(xdp, sport: int) -> None:
+    xdp.run(bytes(client_packet(TCP(sport=sport, dport=80, flags="FA"))))
+
+
+def test_leastconn_sends_new_flows_to_the_backend_with_fewest(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, Service(VIP, 80, SNAT, WEB.backends, algorithm="leastconn"))
+    first = [server_of(xdp, sport) for sport in range(3000, 3006)]
+    assert sorted(first) == sorted([b.addr for b in WEB.backends] * 2)  # equal: in turns
+    # Both flows of one backend close: it has the fewest, so it takes the next two.
+    emptied = first[0]
+    for sport, server in zip(range(3000, 3006), first, strict=True):
+        if server == emptied:
+            close(xdp, sport)
+    assert [server_of(xdp, sport) for sport in (4000, 4001)] == [emptied, emptied]
+    [stats] = services.stats(xdp.l4)
+    assert sorted(b["active_flows"] for b in stats["backends"]) == [2, 2, 2]
+
+
+def test_leastconn_weighs_flows_by_weight(xdp_in_net):
+    xdp = xdp_in_net
+    heavy, light = "10.111.0.21", "10.111.0.22"
+    serve(xdp, Service(VIP, 80, SNAT, (Backend(heavy, 8080, weight=3),
+                                       Backend(light, 8080, weight=1)), algorithm="leastconn"))
+    picked = [server_of(xdp, sport) for sport in range(5000, 5008)]
+    assert (picked.count(heavy), picked.count(light)) == (6, 2)
+
+
+def test_first_fills_each_backend_up_to_its_maxconn_in_order(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, Service(VIP, 80, SNAT, (Backend("10.111.0.21", 8080, maxconn=2),
+                                       Backend("10.111.0.22", 8080, maxconn=2),
+                                       Backend("10.111.0.23", 8080)), algorithm="first"))
+    picked = [server_of(xdp, sport) for sport in range(6000, 6006)]
+    assert picked == ["10.111.0.21"] * 2 + ["10.111.0.22"] * 2 + ["10.111.0.23"] * 2
+    close(xdp, 6000)
+    assert server_of(xdp, 6100) == "10.111.0.21"  # a slot came free on the first
+
+
+def test_swept_flows_leave_the_count(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 80, SNAT, WEB.backends[:1], algorithm="leastconn"))
+    for sport in (7000, 7001):
+        out = Ether(xdp.run(bytes(syn(sport))).data_out)
+        xdp.run(bytes(reply_from(out[IP].dst, out[TCP].dport, out[TCP].sport)))
+    close(xdp, 7000)  # counted closed by the kernel
+    [number] = plan.backends
+    assert services.active_flows(xdp.l4, number) == 1
+    last_seen = max(c.last_seen_ns for _, c in xdp.maps["conntrack"].items())
+    assert services.sweep(xdp.l4, now_ns=last_seen + 901 * 10**9).flows == 2
+    assert services.active_flows(xdp.l4, number) == 0  # the idle one, swept, not twice

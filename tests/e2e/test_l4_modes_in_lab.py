@@ -73,8 +73,8 @@ def l4_modes(lab: Lab) -> Iterator[LabBalancer]:
             proc.wait()
 
 
-def ask(lab: Lab, vip: str, proto: str, count: int = 6, source: str | None = None) -> list[str]:
-    argv = [lab.python, "-c", ASK, vip, str(WHO_PORT), proto, str(count)]
+def ask(lab: Lab, vip: str, proto: str, count: int = 6, port: int = WHO_PORT) -> list[str]:
+    argv = [lab.python, "-c", ASK, vip, str(port), proto, str(count)]
     return lab.run("client", argv).stdout.split("\n")[:-1]
 
 
@@ -115,3 +115,20 @@ def test_dsr_flows_have_no_reply_side_on_the_balancer(lab, l4_modes):
     # Only NAT'd flows wait for replies on the balancer.
     replies = shown("nat_reverse")
     assert replies and {r["value"]["out_src_addr"] for r in replies} == {lab.topo.addr("lb")}
+
+
+def test_leastconn_in_the_kernel_counts_each_flow_open_and_closed(lab, l4_modes):
+    servers, _ = who(ask(lab, lab.topo.addr("lb"), "tcp", port=7001))
+    assert sorted(servers) == sorted(SERVERS * 2)  # one at a time: equals take turns
+
+    def shown(name: str) -> list[dict]:
+        return json.loads(l4_modes.cli("maps", "show", name, "--json",
+                                       "-i", l4_modes.instance.name).stdout)
+
+    [service_id] = [s["value"]["id"] for s in shown("services") if s["key"]["port"] == 7001]
+    numbers = {b["key"] for b in shown("backends") if b["value"]["service"] == service_id
+               and b["value"]["state"]}
+    counts = {f["key"]: (f["value"]["opened"], f["value"]["closed"])
+              for f in shown("backend_flows") if f["key"] in numbers}
+    # Each server opened 2 flows and saw both close (the client's FIN).
+    assert sorted(counts.values()) == [(2, 2)] * 3
