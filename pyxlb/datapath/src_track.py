@@ -90,22 +90,32 @@ class SrcTrack:
     """The src_track map, the dp_params it is read with, and the program that
     writes it. Addresses are text (IPv4 or IPv6)."""
 
+    # Map keys made from address text, kept: the l7 tier asks for the same
+    # clients over and over, and parsing an address costs more than the write.
+    KEYS_KEPT = 4096
+
     def __init__(self, table: BpfMap, params_map: BpfMap, apply_fd: int,
-                 owns_fd: bool = False) -> None:
+                 owns_fd: bool = False, fixed_params: bool = False) -> None:
         self.table = table
         self.params_map = params_map
         self.apply_fd = apply_fd
         self._owns_fd = owns_fd
+        # With fixed_params, dp_params is read once: the daemon that wrote it
+        # does not change it while it runs (tests and tools that move the
+        # clock through now_ms_override read it on every call).
+        self._fixed_params = fixed_params
+        self._params: params.DpParams | None = None
+        self._keys: dict[str, Any] = {}
 
     @classmethod
-    def open(cls, instance: Instance) -> SrcTrack:
+    def open(cls, instance: Instance, fixed_params: bool = False) -> SrcTrack:
         """A running instance's, from its pins."""
         layouts = instance.layouts()
         table = BpfMap.open_pinned(str(instance.pin_dir / MAP_NAME), layouts[MAP_NAME])
         params_map = BpfMap.open_pinned(str(instance.pin_dir / params.MAP_NAME),
                                         layouts[params.MAP_NAME])
         apply_fd = libbpf.obj_get(str(instance.pin_dir / APPLY_PROG_PIN))
-        return cls(table, params_map, apply_fd, owns_fd=True)
+        return cls(table, params_map, apply_fd, owns_fd=True, fixed_params=fixed_params)
 
     def close(self) -> None:
         self.table.close()
@@ -121,11 +131,20 @@ class SrcTrack:
         self.close()
 
     def _clock(self) -> tuple[params.DpParams, int]:
-        dp = params.read(self.params_map)
+        dp = self._params
+        if dp is None:
+            dp = params.read(self.params_map)
+            if self._fixed_params:
+                self._params = dp
         return dp, dp.now_ms_override or ms_tick(time.monotonic_ns())
 
     def _key(self, src: str) -> Any:
-        return encode_address(src, self.table.layout.key_type)
+        key = self._keys.get(src)
+        if key is None:
+            if len(self._keys) >= self.KEYS_KEPT:
+                self._keys.clear()
+            key = self._keys[src] = encode_address(src, self.table.layout.key_type)
+        return key
 
     def get(self, src: str) -> SrcEntry | None:
         """`src_*` fetches: the source's live entry; None when it has none or
