@@ -388,11 +388,46 @@ static __always_inline struct backend *pyxlb_pick_backend(struct service *svc, _
     return backend;
 }
 
+/* Whether a NAT port's reverse entry (`held`, under `port`) belongs to a
+ * flow that is over: its forward entry is gone (swept, evicted) or uses
+ * another port now, or a RST or FINs both ways closed it. An over flow's
+ * forward entry is removed (counted closed if it was not), so that the port
+ * can be taken at once instead of after the sweeper's next pass: short
+ * connections would otherwise run the range dry. */
+static __always_inline int pyxlb_nat_port_free(struct conn *held, __u16 port, __u32 proto,
+                                               struct flow_key *old_key)
+{
+    struct backend_flows *flows;
+    struct conn *old;
+
+    pyxlb_reply_key(held, proto, old_key);
+    old = conntrack.lookup(old_key);
+    if (old && old->out_sport != port)
+        return 1;  /* its client reopened the flow: that one counts on its own */
+    if (old) {
+        if (!((held->state | old->state) & PYXLB_CONN_RST) &&
+            !(held->state & old->state & PYXLB_CONN_FIN))
+            return 0;
+        if (old->state & PYXLB_CONN_CLOSED)
+            flows = NULL;
+        else
+            flows = backend_flows.lookup(&old->backend);
+        conntrack.delete(old_key);
+    } else {
+        /* Evicted from conntrack, never counted closed. */
+        flows = backend_flows.lookup(&held->backend);
+    }
+    if (flows)
+        __sync_fetch_and_add(&flows->closed, 1);
+    return 1;
+}
+
 /* Claims a NAT source port for a new flow: the first free one of a few
- * tried from a place the flow's hash gives, in the configured range. Fills
- * in the reverse entry's key and returns 0, or -1 when all were taken. */
+ * tried from a place the flow's hash gives, in the configured range, a port
+ * whose flow is over counting as free. Fills in the reverse entry's key and
+ * returns 0, or -1 when all were taken. */
 static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, struct conn *reply,
-                                                __u32 hash)
+                                                __u32 hash, struct flow_key *old_key)
 {
     __u32 zero = 0;
     struct l4_params *l4 = l4_params.lookup(&zero);
@@ -402,12 +437,19 @@ static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, stru
         return -1;
     count = l4->nat_port_count;
     offset = (hash >> 8) % count;
-#pragma unroll
     for (int i = 0; i < PYXLB_NAT_PORT_TRIES; i++) {
+        struct conn *held;
+
         reply_key->dport = l4->nat_port_min + offset;
         /* A lookup first: a refused insert costs an LRU allocation. */
-        if (!nat_reverse.lookup(reply_key) && !nat_reverse.insert(reply_key, reply))
+        held = nat_reverse.lookup(reply_key);
+        if (!held) {
+            if (!nat_reverse.insert(reply_key, reply))
+                return 0;
+        } else if (pyxlb_nat_port_free(held, reply_key->dport, reply_key->proto, old_key)) {
+            nat_reverse.update(reply_key, reply);
             return 0;
+        }
         offset = offset + 1 < count ? offset + 1 : 0;
     }
     return -1;
@@ -496,7 +538,7 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
     __builtin_memcpy(reply_key->dst_addr, svc->snat_addr, 16);
     reply_key->sport = backend->port;
     reply_key->proto = key->proto;
-    if (pyxlb_claim_nat_port(reply_key, reply, hash)) {
+    if (pyxlb_claim_nat_port(reply_key, reply, hash, &scratch->old_key)) {
         counters->l4_no_nat_port++;
         pyxlb_l4_count_flow(svc->id, number, 1);
         return PYXLB_PASS;

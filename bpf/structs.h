@@ -217,6 +217,7 @@ struct l4_scratch {
     struct conn forward;
     struct conn reply;
     struct flow_key reply_key;
+    struct flow_key old_key;  /* the flow a NAT port is taken over from */
 };
 
 /* Counters of a service (`service_stats`) or a backend (`backend_stats`),
