@@ -422,31 +422,38 @@ static __always_inline int pyxlb_nat_port_free(struct conn *held, __u16 port, __
     return 1;
 }
 
-/* Claims a NAT source port for a new flow: the first free one of a few
- * tried from a place the flow's hash gives, in the configured range, a port
- * whose flow is over counting as free. Fills in the reverse entry's key and
- * returns 0, or -1 when all were taken. */
+/* Claims a NAT source port for a new flow among a few tried from a place
+ * the flow's hash gives, in the configured range: a free one first; else
+ * one whose flow is over. Taking those last matters: the server may still
+ * hold the old connection in TIME_WAIT, and the client's TCP timestamps,
+ * random per connection, fail its PAWS check half the time (the SYN then
+ * waits for a retransmission). Fills in the reverse entry's key and returns
+ * 0, or -1 when all were taken. */
 static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, struct conn *reply,
                                                 __u32 hash, struct flow_key *old_key)
 {
     __u32 zero = 0;
     struct l4_params *l4 = l4_params.lookup(&zero);
-    __u32 count, offset;
+    __u32 count, first, offset;
 
     if (!l4 || !l4->nat_port_count)
         return -1;
     count = l4->nat_port_count;
-    offset = (hash >> 8) % count;
+    first = offset = (hash >> 8) % count;
+    for (int i = 0; i < PYXLB_NAT_PORT_TRIES; i++) {
+        reply_key->dport = l4->nat_port_min + offset;
+        /* A lookup first: a refused insert costs an LRU allocation. */
+        if (!nat_reverse.lookup(reply_key) && !nat_reverse.insert(reply_key, reply))
+            return 0;
+        offset = offset + 1 < count ? offset + 1 : 0;
+    }
+    offset = first;
     for (int i = 0; i < PYXLB_NAT_PORT_TRIES; i++) {
         struct conn *held;
 
         reply_key->dport = l4->nat_port_min + offset;
-        /* A lookup first: a refused insert costs an LRU allocation. */
         held = nat_reverse.lookup(reply_key);
-        if (!held) {
-            if (!nat_reverse.insert(reply_key, reply))
-                return 0;
-        } else if (pyxlb_nat_port_free(held, reply_key->dport, reply_key->proto, old_key)) {
+        if (held && pyxlb_nat_port_free(held, reply_key->dport, reply_key->proto, old_key)) {
             nat_reverse.update(reply_key, reply);
             return 0;
         }
