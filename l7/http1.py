@@ -11,8 +11,9 @@ into bytes, the way HAProxy 2.6 forwards them:
 * bodies keep their framing: content-length bodies pass as they are, chunked ones
   are re-chunked piece by piece with their trailers.
 
-No tunnel exists yet, so the ``upgrade`` token and the Upgrade header are dropped:
-a server then answers an Upgrade request as a plain one.
+Upgrades pass as HAProxy 2.6 passes them: the ``upgrade`` token stays in the
+Connection header and the Upgrade header is forwarded (l7/tunnel.py relays what
+follows a 101).
 
 Pure functions over bytes; the proxy calls them once per message (heads) or per
 body piece (``chunk``). The parser settings both sides share live here too.
@@ -57,7 +58,7 @@ SPECIAL_HEADERS: Final[dict[bytes, int]] = {
 }
 
 # Connection tokens that concern only one hop; the proxy sets them itself.
-_HOP_TOKENS: Final = frozenset({b"close", b"keep-alive", b"upgrade"})
+_HOP_TOKENS: Final = frozenset({b"close", b"keep-alive"})
 
 _VERSIONS: Final = {"1.1": b"1.1", "1.0": b"1.0"}
 
@@ -76,6 +77,11 @@ def connection_line(value: bytes) -> bytes | None:
     """What is left of a Connection header once hop tokens are removed, or None."""
     kept = [t for t in (t.strip() for t in value.split(b",")) if t and t.lower() not in _HOP_TOKENS]
     return b"connection: " + b", ".join(kept) + CRLF if kept else None
+
+
+def has_token(value: bytes, token: bytes) -> bool:
+    """Whether a comma-separated header value holds ``token`` (lower-case), in any case."""
+    return any(t.strip().lower() == token for t in value.split(b","))
 
 
 def is_chunked(transfer_encoding: bytes) -> bool:

@@ -19,7 +19,15 @@ Each proxied exchange holds its server from the pick until it leaves it (respons
 done, failure, or either side gone): ``acquire`` and ``release`` bracket that, for
 leastconn and maxconn. ``_start`` takes the server; ``_leave_server`` gives it back
 and is the only place that does, called from ``response_end`` and
-``_drop_upstream`` (which every failure and close goes through).
+``_drop_upstream`` (which every failure and close goes through), and, for a
+WebSocket, ``_tunnel_closed``.
+
+An upgrade request answered by a 101 turns the connection into a byte tunnel to
+its server (``tunnel.Tunnel``, under ``timeout tunnel``); a backend with a
+``cookie`` line has its persistence cookie read before the pick and set in the
+response (``cookies.CookiePersistence``); ``bind ... ssl`` listeners terminate
+TLS (``tls.server_context``). ``timeout http-request`` and ``timeout
+http-keep-alive`` each have a timer of their own, created only when set.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from ipaddress import ip_address
@@ -40,6 +49,7 @@ from httptools import (
 )
 
 from pyxlb.l7.balance import Need, source_key
+from pyxlb.l7.cookies import CookieRequest
 from pyxlb.l7.http1 import (
     CONNECTION,
     CONNECTION_CLOSE,
@@ -52,6 +62,7 @@ from pyxlb.l7.http1 import (
     UPGRADE,
     chunk,
     connection_line,
+    has_token,
     header_line,
     is_chunked,
     last_chunk,
@@ -59,13 +70,16 @@ from pyxlb.l7.http1 import (
     response_head,
     version_bytes,
 )
-from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response, stats_response
+from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
 from pyxlb.l7.rules.acl import RequestView
 from pyxlb.l7.rules.engine import RuleEngine
 from pyxlb.l7.timers import IdleTimer
+from pyxlb.l7.tls import server_context
+from pyxlb.l7.tunnel import Tunnel, tunnel_timeout
 from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
+from pyxlb.log.session import ConnectionLog, FrontendLog, RequestLog, Sender
 from pyxlb.stats.counters import FrontendStats, StatsRegistry
-from pyxlb.stats.page import render_csv, render_html
+from pyxlb.stats.service import StatsRequest, StatsService, headers_of, serves_metrics
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +96,16 @@ class Frontend:
     """What a frontend's connections share, computed once at start."""
 
     __slots__ = (
-        "name", "backend", "stats", "registry", "stats_uri", "stats_csv_uri",
+        "name", "backend", "stats", "registry", "stats_page",
         "forwardfor", "server_close", "client_timeout", "loop", "connections",
-        "need", "key_header", "rules", "upstreams", "options",
+        "request_timeout", "keepalive_timeout",
+        "need", "key_header", "rules", "upstreams", "options", "log",
     )
 
     def __init__(
         self, config: Any, upstreams: Upstreams, registry: StatsRegistry,
         loop: asyncio.AbstractEventLoop, rules: RuleEngine | None = None,
+        log: FrontendLog | None = None,
     ) -> None:
         if getattr(config, "mode", "http") != "http":
             raise ValueError(f"frontend {config.name}: the l7 tier serves mode http only")
@@ -106,9 +122,10 @@ class Frontend:
         self.key_header: bytes | None = None if balancer is None else balancer.header
         self.stats: FrontendStats = registry.frontend(config.name)
         self.registry = registry
-        uri = config.stats_uri
-        self.stats_uri: bytes | None = uri.encode("latin-1") if uri else None
-        self.stats_csv_uri: str | None = f"{uri};csv" if uri else None
+        stats = getattr(config, "stats", None)
+        self.stats_page: StatsService | None = None if stats is None else StatsService(
+            stats, registry,
+            serves_metrics(config, lambda name: bool(upstreams.backend(name).servers)))
         # None: no rules, every request goes to ``backend`` (the default_backend).
         self.rules = rules
         self.upstreams = upstreams
@@ -121,7 +138,19 @@ class Frontend:
         self.server_close = "http-server-close" in options
         client_ms = getattr(config.timeouts, "client", None)
         self.client_timeout = None if client_ms is None else client_ms / 1000.0
+        # ``timeout http-request``: a request head must arrive within it, counted
+        # from its first byte (from the accept for the first request).
+        # ``timeout http-keep-alive`` (else http-request): how long a connection
+        # may wait for its next request.
+        request_ms = getattr(config.timeouts, "http_request", None)
+        keepalive_ms = getattr(config.timeouts, "http_keep_alive", None)
+        if keepalive_ms is None:
+            keepalive_ms = request_ms
+        self.request_timeout = None if request_ms is None else request_ms / 1000.0
+        self.keepalive_timeout = None if keepalive_ms is None else keepalive_ms / 1000.0
         self.connections: set[ClientConnection] = set()
+        # None: the frontend logs nothing, and its connections take no log hooks.
+        self.log = log
 
 
 # Exchange kinds.
@@ -132,10 +161,11 @@ class Exchange:
     """One request on a client connection, from its head to the end of its response."""
 
     __slots__ = (
-        "kind", "version", "keep_alive", "head_only", "chunked", "csv", "streams", "started",
+        "kind", "version", "keep_alive", "head_only", "chunked", "stats", "streams", "started",
         "pending", "pending_size", "request_done", "response_started", "response_done",
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
-        "key", "backend", "server", "route", "answer",
+        "key", "backend", "server", "route", "answer", "upgrade", "early", "cookie",
+        "log", "view", "status",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -144,7 +174,7 @@ class Exchange:
         self.keep_alive = keep_alive
         self.head_only = head_only
         self.chunked = False
-        self.csv = False
+        self.stats: StatsRequest | None = None
         # A request with a body starts as soon as its head is parsed so the body
         # can stream; others start once complete, so that an answer made here
         # (stats, 503) can keep the connection alive.
@@ -169,22 +199,44 @@ class Exchange:
         # or the answer made instead of forwarding (kind ANSWER).
         self.route: Backend | None = None
         self.answer = b""
+        # The request asks for a protocol switch (Connection: upgrade, no body), and
+        # the bytes that followed its head: the tunnel's first bytes if the server
+        # answers 101, the next request otherwise.
+        self.upgrade = False
+        self.early = b""
+        # What the request's persistence cookie said (its backend has a ``cookie``).
+        self.cookie: CookieRequest[Server] | None = None
+        self.log: RequestLog | None = None
+        # For rules with stick counters: the request as they saw it, and the
+        # status it was answered with, which they are told at the end.
+        self.view: RequestView | None = None
+        self.status = 0
 
 
 class _Closed(Exception):
     """Raised from a parser callback to stop parsing input of a closed connection."""
 
 
-class _HeadTooLarge(Exception):
-    """Raised from a parser callback: the request head exceeds MAX_HEAD."""
+class _Rejected(Exception):
+    """Raised from a parser callback: the request is bad (a 400), not the parser."""
+
+
+class _HeadTooLarge(_Rejected):
+    """The request head exceeds MAX_HEAD."""
+
+
+class _NoWebSocketKey(_Rejected):
+    """A WebSocket upgrade without Sec-WebSocket-Key (HAProxy 2.6 answers 400)."""
 
 
 class ClientConnection(asyncio.Protocol):
     """One accepted client connection of a frontend."""
 
-    def __init__(self, fe: Frontend) -> None:
+    def __init__(self, fe: Frontend, tls: bool = False) -> None:
         self.fe = fe
         self.loop = fe.loop
+        # Accepted on a ``bind ... ssl`` listener (``ssl_fc``).
+        self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.parser = HttpRequestParser(self)
         self.parser.set_dangerous_leniencies(**LENIENCIES_OFF)
@@ -200,11 +252,16 @@ class ClientConnection(asyncio.Protocol):
         self._pairs: list[tuple[bytes, bytes]] = []
         self._fresh = True  # nothing received yet
         self._timer: IdleTimer | None = None
+        # ``timeout http-request`` (last: when the current head began) and
+        # ``timeout http-keep-alive`` (last: when the connection became idle).
+        self._request_timer: IdleTimer | None = None
+        self._keepalive_timer: IdleTimer | None = None
         self._reading_paused = False
         self._write_paused = False
         self._upstream_full = False
         self._broken = False
         self._corked: list[bytes] | None = None
+        self._log: ConnectionLog | None = None
         # The message being parsed.
         self._url = b""
         self._lines: list[bytes] = []
@@ -212,6 +269,15 @@ class ClientConnection(asyncio.Protocol):
         self._chunked = False
         self._has_body = False
         self._in_head = False
+        # Upgrade: the Connection header's upgrade token, the Upgrade line, and a
+        # body that llhttp left unparsed because of them (see _resume_body).
+        self._conn_upgrade = False
+        self._upgrade_line: bytes | None = None
+        self._length = b"0"
+        self._body_head: bytes | None = None
+        self._skip_head = False
+        # Set once a 101 has turned the connection into a tunnel.
+        self._tunnel: Tunnel | None = None
         # Bytes read while a head is incomplete, and the parsed head's size: the
         # first bounds a head arriving over many reads, the second one in a single read.
         self._head_bytes = 0
@@ -228,6 +294,9 @@ class ClientConnection(asyncio.Protocol):
         sockname = transport.get_extra_info("sockname")
         if sockname:
             self._local_port = sockname[1]
+        if fe.log is not None:
+            self._log = fe.log.connection(transport.get_extra_info("peername"), sockname,
+                                          time.time(), self.loop.time())
         if fe.forwardfor or fe.need is Need.SOURCE:
             peer = transport.get_extra_info("peername")
             if peer:
@@ -235,18 +304,25 @@ class ClientConnection(asyncio.Protocol):
                     self._xff = header_line(b"x-forwarded-for", str(peer[0]).encode("ascii"))
                 if fe.need is Need.SOURCE:
                     self._source_key = source_key(str(peer[0]))
-        if fe.rules is not None:
+        if fe.rules is not None or (fe.stats_page is not None and fe.stats_page.admin):
             peer = transport.get_extra_info("peername")
             if peer:
                 self._src = ip_address(peer[0].partition("%")[0])
         if fe.client_timeout is not None:
             self._timer = IdleTimer(self.loop, fe.client_timeout, self._on_idle)
+        if fe.request_timeout is not None:
+            self._request_timer = IdleTimer(self.loop, fe.request_timeout,
+                                            self._on_request_timeout)
+        if fe.keepalive_timeout is not None:
+            self._keepalive_timer = IdleTimer(self.loop, fe.keepalive_timeout,
+                                              self._on_keepalive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._log is not None:
+            self._log_ended("C")
         self.closed = True
         self.fe.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
+        self._cancel_timers()
         for ex in self.queue:
             self._drop_upstream(ex)
         self.queue.clear()
@@ -258,17 +334,21 @@ class ClientConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade as exc:
-            # llhttp stops after an Upgrade request. Without tunnels the Upgrade
-            # header was not forwarded, so what follows is HTTP again.
-            offset = exc.args[0]
-            if offset < len(data) and not self.closed:
-                self.data_received(data[offset:])
+            # llhttp stops after a request with Connection: upgrade and Upgrade.
+            rest = data[exc.args[0]:]
+            if self._body_head is not None:
+                self._resume_body(rest)
+            elif rest and not self.closed:
+                if self.queue:
+                    self.queue[-1].early += rest
+                else:
+                    self.data_received(rest)
             return
         except HttpParserError as exc:
             if isinstance(exc.__context__, _Closed):
                 return
             if isinstance(exc, HttpParserCallbackError) and not isinstance(
-                exc.__context__, _HeadTooLarge
+                exc.__context__, _Rejected
             ):
                 log.error(
                     "bug while parsing a request on %s", self.fe.name, exc_info=exc.__context__
@@ -310,6 +390,10 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.closed:
             raise _Closed
+        if self._skip_head:
+            return
+        if self._request_timer is not None:
+            self._request_timer.touch()
         self._url = b""
         self._lines = []
         self._trailers = []
@@ -318,8 +402,12 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_size = 0
+        self._conn_upgrade = False
+        self._upgrade_line = None
         if self.fe.rules is not None:
             self._pairs = []
+        if self._log is not None:
+            self._log.started(self.loop.time())
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -340,6 +428,7 @@ class ClientConnection(asyncio.Protocol):
             line = connection_line(value)
             if line is not None:
                 self._lines.append(line)
+                self._conn_upgrade = self._conn_upgrade or has_token(value, b"upgrade")
         elif kind == TRANSFER_ENCODING:
             self._chunked = is_chunked(value)
             self._has_body = True
@@ -347,14 +436,24 @@ class ClientConnection(asyncio.Protocol):
         elif kind == CONTENT_LENGTH:
             # llhttp has checked that it is digits only.
             self._has_body = int(value) > 0
+            self._length = value
             self._lines.append(header_line(lname, value))
-        # Upgrade: dropped, no tunnel to relay it through yet.
+        elif kind == UPGRADE:
+            line = header_line(lname, value)
+            self._lines.append(line)
+            self._upgrade_line = line
 
     def on_headers_complete(self) -> None:
         if self.closed:
             raise _Closed
+        if self._skip_head:
+            self._skip_head = False
+            self._trailers = []
+            return
         if self._head_size > MAX_HEAD:
             raise _HeadTooLarge
+        if self._conn_upgrade or self._upgrade_line is not None:
+            self._check_upgrade()
         parser = self.parser
         fe = self.fe
         self._in_head = False
@@ -363,17 +462,13 @@ class ClientConnection(asyncio.Protocol):
         version = version_bytes(parser.get_http_version())
         url = self._url
         head_only = method == b"HEAD"
-        stats_uri = fe.stats_uri
+        stats_page = fe.stats_page
         if fe.rules is not None:
             ex = self._apply_rules(fe.rules, method, url, version, head_only)
-        elif (
-            stats_uri is not None
-            and (method == b"GET" or head_only)
-            and url.startswith(stats_uri)
-        ):
+        elif stats_page is not None and stats_page.wants(method, url):
             fe.stats.intercepted += 1
             ex = Exchange(STATS, version, parser.should_keep_alive(), head_only)
-            ex.csv = b";csv" in url[len(stats_uri):]
+            ex.stats = self._stats_request(method, url, version)
         else:
             ex = Exchange(PROXY, version, parser.should_keep_alive(), head_only)
             ex.chunked = self._chunked
@@ -386,16 +481,28 @@ class ClientConnection(asyncio.Protocol):
                     ex.key = self._source_key
                 else:
                     ex.key = self._header_key
-            if fe.server_close:
-                extra = self._xff + CONNECTION_CLOSE
+            ex.upgrade = self._conn_upgrade and not self._has_body
+            if self._conn_upgrade:
+                # The upgrade token speaks for the connection (HAProxy adds nothing).
+                extra = self._xff
+            elif fe.server_close:
+                # HTTP/1.0 closes without saying so (HAProxy adds nothing then).
+                extra = self._xff if version == b"1.0" else self._xff + CONNECTION_CLOSE
             elif version == b"1.0":
                 # HTTP/1.0 closes by default; ask the server to keep the connection.
                 extra = self._xff + CONNECTION_KEEP_ALIVE
             else:
                 extra = self._xff
-            head = request_head(method, url, version, self._lines, extra)
+            lines = self._lines
+            backend = fe.backend
+            if backend is not None and backend.cookie is not None:
+                lines, ex.cookie = backend.cookie.request(lines, method)
+            head = request_head(method, url, version, lines, extra)
             ex.pending.append(head)
             ex.pending_size = len(head)
+        if self._log is not None:
+            ex.log = self._log.request(method + b" " + url + b" HTTP/" + version,
+                                       self.loop.time(), ex.answer, ex.kind == STATS)
         self.parsing = ex
         self.queue.append(ex)
         if ex.streams and len(self.queue) == 1:
@@ -407,12 +514,15 @@ class ClientConnection(asyncio.Protocol):
         """The exchange for a request of a frontend with rules (see RuleEngine)."""
         fe = self.fe
         keep_alive = self.parser.should_keep_alive()
-        view = RequestView(method, url, version, self._pairs, self._src, self._local_port)
+        view = RequestView(method, url, version, self._pairs, self._src, self._local_port,
+                           self.tls)
         # HAProxy closes after an answer when the request body is not read yet.
         decision = rules.decide(view, not keep_alive or self._has_body)
         if decision.answer is not None:
             # Not "intercepted" (stats only); HAProxy's dreq for deny has no counter yet.
             ex = Exchange(ANSWER, version, keep_alive, head_only)
+            if view.stick is not None:
+                ex.view, ex.status = view, decision.status
             ex.answer = decision.answer
             ex.close_after = decision.close
             ex.streams = self._has_body
@@ -420,10 +530,11 @@ class ClientConnection(asyncio.Protocol):
         if decision.stats:
             fe.stats.intercepted += 1
             ex = Exchange(STATS, version, keep_alive, head_only)
-            assert fe.stats_uri is not None
-            ex.csv = b";csv" in url[len(fe.stats_uri):]
+            ex.stats = self._stats_request(method, url, version)
             return ex
         ex = Exchange(PROXY, version, keep_alive, head_only)
+        if view.stick is not None:
+            ex.view = view
         ex.chunked = self._chunked
         ex.streams = self._has_body
         backend = None if decision.backend is None else fe.upstreams.backend(decision.backend)
@@ -442,17 +553,63 @@ class ClientConnection(asyncio.Protocol):
         lines = self._lines
         if decision.edited:
             lines = [line for line in map(_forwarded_line, view.headers) if line is not None]
+            if self._has_body:
+                lines = [line for line in lines if not line.startswith(b"upgrade:")]
+        ex.upgrade = self._conn_upgrade and not self._has_body
         extra = b""
         if "forwardfor" in options and self._src is not None:
             extra = header_line(b"x-forwarded-for", str(self._src).encode("ascii"))
-        if "http-server-close" in options:
-            extra += CONNECTION_CLOSE
+        if self._conn_upgrade:
+            pass  # the upgrade token speaks for the connection (HAProxy adds nothing)
+        elif "http-server-close" in options:
+            if version != b"1.0":
+                extra += CONNECTION_CLOSE
         elif version == b"1.0":
             extra += CONNECTION_KEEP_ALIVE
+        target = backend or fe.backend
+        if target is not None and target.cookie is not None:
+            lines, ex.cookie = target.cookie.request(lines, method)
         head = request_head(method, view.url, version, lines, extra)
         ex.pending.append(head)
         ex.pending_size = len(head)
         return ex
+
+    def _check_upgrade(self) -> None:
+        """HAProxy's checks of an Upgrade request, before any rule sees it."""
+        upgrade = self._upgrade_line
+        if self._has_body:
+            # A request with a body cannot switch protocols: HAProxy forwards it
+            # without its Upgrade header. llhttp stops after such a head anyway.
+            if upgrade is not None:
+                self._lines.remove(upgrade)
+                if self._conn_upgrade:
+                    self._body_head = (
+                        b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+                        if self._chunked else
+                        b"POST / HTTP/1.1\r\ncontent-length: %s\r\n\r\n" % self._length
+                    )
+            return
+        if (
+            self._conn_upgrade
+            and upgrade is not None
+            and has_token(upgrade[9:-2], b"websocket")
+            and not any(
+                line.startswith(b"sec-websocket-key: ") and len(line) > 21
+                for line in self._lines
+            )
+        ):
+            raise _NoWebSocketKey
+
+    def _resume_body(self, rest: bytes) -> None:
+        """llhttp stopped after the head of an Upgrade request with a body: a fresh
+        parser reads the body, fed a head that frames it the same way."""
+        head = self._body_head
+        assert head is not None
+        self._body_head = None
+        self.parser = HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(**LENIENCIES_OFF)
+        self._skip_head = True
+        self.data_received(head + rest)
 
     def on_body(self, body: bytes) -> None:
         if self.closed:
@@ -461,10 +618,14 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         if ex.kind == PROXY:
             self._send(ex, chunk(body) if ex.chunked else body)
+        elif ex.stats is not None:
+            ex.stats.add_body(body)  # a `stats admin` form
 
     def on_message_complete(self) -> None:
         if self.closed:
             raise _Closed
+        if self._body_head is not None:
+            return  # llhttp's upgrade pause, before the body: _resume_body reads it
         ex = self.parsing
         assert ex is not None
         self.parsing = None
@@ -522,7 +683,14 @@ class ClientConnection(asyncio.Protocol):
             return
         backend.stats.requests += 1
         balancer = backend.balancer
-        server = balancer.pick(ex.key)
+        cookie = ex.cookie
+        if cookie is not None and cookie.server is not None and balancer.is_up(cookie.server):
+            server: Server | None = cookie.server
+            cookie.valid = True
+        else:
+            server = balancer.pick(ex.key)
+        if ex.log is not None:
+            ex.log.picked(backend, server, self.loop.time())
         if server is None:
             # No usable server, or every one at its maxconn.
             self._generated(ex, 503)
@@ -554,7 +722,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _attach(self, ex: Exchange, up: UpstreamConnection) -> None:
         ex.upstream = up
-        up.attach(self, ex.head_only)
+        if ex.log is not None:
+            ex.log.connected(self.loop.time())
+        up.attach(self, ex.head_only, ex.upgrade)
         transport = up.transport
         assert transport is not None
         data = b"".join(ex.pending)
@@ -599,9 +769,17 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         ex = self.queue[0]
         ex.response_started = True
+        ex.status = status
+        if ex.log is not None:
+            ex.log.responded(status, self.loop.time())
+        if ex.cookie is not None:
+            assert ex.backend is not None and ex.backend.cookie is not None
+            lines = ex.backend.cookie.response(lines, status, ex.cookie, ex.server)
         if close_delimited:
             ex.close_after = True
-        if ex.close_after:
+        if status == 101:
+            extra = b""  # the tunnel follows
+        elif ex.close_after:
             extra = CONNECTION_CLOSE
         elif ex.version == b"1.0":
             extra = CONNECTION_KEEP_ALIVE
@@ -630,6 +808,8 @@ class ClientConnection(asyncio.Protocol):
 
     def upstream_failed(self, conn: UpstreamConnection, status: int) -> None:
         ex = self.queue[0]
+        if ex.log is not None:
+            ex.log.server_failed(status, conn.closing)
         ex.upstream = None
         conn.close()
         if ex.response_started:
@@ -651,16 +831,47 @@ class ClientConnection(asyncio.Protocol):
         self._upstream_full = paused
         self._update_reading()
 
+    def response_switched(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """The server's 101 is out: the connection becomes a tunnel to it."""
+        ex = self.queue[0]
+        ex.upstream = None
+        if len(self.queue) > 1 or self.transport is None or conn.transport is None:
+            # Requests pipelined behind an upgrade: the bytes are HTTP, not a tunnel.
+            conn.close()
+            self._abort()
+            return
+        self.queue.clear()
+        self._cancel_timers()
+        backend = ex.backend
+        assert backend is not None and ex.server is not None
+        timeout = tunnel_timeout(
+            backend.tunnel_timeout, self.fe.client_timeout, ex.server.server_timeout
+        )
+        self._tunnel = Tunnel(
+            self.loop, self.transport, conn.transport, timeout,
+            lambda exc: self._tunnel_closed(ex, exc),
+            client_full=self._write_paused, server_full=self._upstream_full,
+        )
+        self._tunnel.send(rest, ex.early)
+
+    def _tunnel_closed(self, ex: Exchange, exc: Exception | None) -> None:
+        self._leave_server(ex)
+        if ex.log is not None:
+            assert self._log is not None
+            self._log.end(ex.log, self.loop.time())
+        self.connection_lost(exc)
+
     # -- answers pyxlb makes itself
 
+    def _stats_request(self, method: bytes, url: bytes, version: bytes) -> StatsRequest:
+        return StatsRequest(RequestView(method, url, version, headers_of(self._lines),
+                                        self._src, self._local_port, self.tls))
+
     def _answer_stats(self, ex: Exchange) -> None:
-        fe = self.fe
-        if ex.csv:
-            body = render_csv(fe.registry).encode()
-        else:
-            body = render_html(fe.registry, fe.stats_csv_uri).encode()
+        page = self.fe.stats_page
+        assert page is not None and ex.stats is not None
         close = ex.close_after or not ex.request_done
-        self._write(stats_response(body, ex.csv, ex.head_only, close))
+        self._write(page.respond(ex.stats, ex.head_only, close))
         ex.response_done = True
         if close:
             self._close()
@@ -669,11 +880,15 @@ class ClientConnection(asyncio.Protocol):
 
     def _generated(self, ex: Exchange, status: int) -> None:
         """A 502/503/504 page instead of the server's response."""
+        ex.status = status
+        if ex.log is not None:
+            ex.log.generated(status)
         self._drop_upstream(ex)
         close = ex.close_after or not ex.request_done
         self._write(error_response(status, close))
         ex.response_done = True
         if close:
+            self._stick_done(ex)
             self._close()
         else:
             self._finish(ex)
@@ -701,6 +916,8 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.queue.remove(ex)
         bad = Exchange(BAD, b"1.1", False, False)
+        if self._log is not None:
+            bad.log = self._log.bad_request()
         bad.request_done = True
         bad.streams = True
         self.queue.append(bad)
@@ -709,14 +926,33 @@ class ClientConnection(asyncio.Protocol):
 
     # -- connection state
 
+    def _stick_done(self, ex: Exchange) -> None:
+        """Tells the stick counters how a tracked request ended (its HTTP error)."""
+        if ex.view is not None:
+            rules = self.fe.rules
+            assert rules is not None and rules.stick is not None
+            rules.stick.finish(ex.view, ex.status)
+            ex.view = None
+
     def _finish(self, ex: Exchange) -> None:
         """The exchange's request and response are both done."""
         self.queue.popleft()
+        self._stick_done(ex)
+        if ex.log is not None:
+            assert self._log is not None
+            self._log.end(ex.log, self.loop.time())
         if ex.close_after or self._broken and not self.queue:
             self._close()
             return
+        if ex.early:
+            # No switch after all: what followed the Upgrade request is HTTP.
+            self.loop.call_soon(self._feed_early, ex.early)
         if self._timer is not None:
             self._timer.touch()
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.touch()
+        if self._request_timer is not None and self._in_head and not self.queue:
+            self._request_timer.touch()  # a pipelined head's time starts now
         if self.queue:
             nxt = self.queue[0]
             if nxt.streams or nxt.request_done:
@@ -747,6 +983,8 @@ class ClientConnection(asyncio.Protocol):
         if self._corked is not None:
             self._corked.append(data)
         elif self.transport is not None and not self.closed:
+            if self._log is not None:
+                self._log.sent += len(data)
             self.transport.write(data)
 
     def cork(self) -> None:
@@ -762,6 +1000,8 @@ class ClientConnection(asyncio.Protocol):
     def _close(self) -> None:
         """Close after what was written has been sent."""
         if not self.closed:
+            if self._log is not None:
+                self._log_ended("C")
             self.closed = True
             for ex in self.queue:
                 self._drop_upstream(ex)
@@ -770,6 +1010,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _abort(self) -> None:
         if not self.closed:
+            if self._log is not None:
+                self._log_ended("C")
             self.closed = True
             for ex in self.queue:
                 self._drop_upstream(ex)
@@ -778,6 +1020,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _on_idle(self) -> bool:
         """``timeout client`` expired; True keeps watching."""
+        if self._log is not None and (self._write_paused or not self.queue
+                                      or self._in_head or self.parsing is not None):
+            self._log_ended("c")
         if self._write_paused:
             # The client stopped reading its response.
             self._abort()
@@ -801,9 +1046,58 @@ class ClientConnection(asyncio.Protocol):
         self._close()
         return False
 
+    def _on_request_timeout(self) -> bool:
+        """``timeout http-request`` expired; True keeps watching."""
+        if self.queue or not (self._in_head or self._fresh):
+            # No request head on its way, or one pipelined behind requests still
+            # being answered (HAProxy would not have read it yet).
+            return True
+        if self._log is not None:
+            self._log_ended("c")
+        self._write(REQUEST_TIMEOUT)
+        self._close()
+        return False
+
+    def _on_keepalive_timeout(self) -> bool:
+        """``timeout http-keep-alive`` expired; True keeps watching."""
+        if self._fresh or self.queue or self._in_head or self.parsing is not None:
+            return True
+        # No next request in time: the connection closes silently, as HAProxy's.
+        if self._log is not None:
+            self._log_ended("c")
+        self._close()
+        return False
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._timer, self._request_timer, self._keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def _feed_early(self, data: bytes) -> None:
+        if not self.closed:
+            self.data_received(data)
+
     def shutdown(self) -> None:
         """Close at once (the frontend is stopping)."""
+        if self._log is not None:
+            self._log_ended("K")
+        if self._tunnel is not None:
+            self._tunnel.lost(None)
         self._close()
+
+    def _log_ended(self, cause: str) -> None:
+        """The connection ends (`cause`: HAProxy's C, c or K): log the requests it
+        cuts short, or its first request that never came."""
+        log = self._log
+        assert log is not None
+        now = self.loop.time()
+        if not self.queue and (self._in_head or self._fresh):
+            log.unanswered(cause == "c", self._head_bytes if self._in_head else 0, now)
+        for ex in self.queue:
+            if ex.log is not None and ex.started:
+                self._drop_upstream(ex)  # what the backend counts no longer includes it
+                log.end(ex.log, now, cause)
+            ex.log = None
 
 
 def _forwarded_line(header: tuple[bytes, bytes]) -> bytes | None:
@@ -814,8 +1108,6 @@ def _forwarded_line(header: tuple[bytes, bytes]) -> bytes | None:
         return lname + b": " + value + b"\r\n"
     if kind == CONNECTION:
         return connection_line(value)
-    if kind == UPGRADE:
-        return None
     return header_line(lname, value)
 
 
@@ -843,6 +1135,7 @@ async def start_frontend(
     backends: Mapping[str, Any] | Upstreams,
     stats: StatsRegistry,
     rules: RuleEngine | None = None,
+    sender: Sender | None = None,
 ) -> list[asyncio.AbstractServer]:
     """Listen on every ``bind`` of a ``mode http`` frontend and serve it.
 
@@ -855,6 +1148,8 @@ async def start_frontend(
     ``rules`` runs the frontend's and its backends' rules (``RuleEngine.needed``);
     built here from ``backends`` when those are config backends, with no userlists
     nor stick-table counters: callers with either pass their own.
+
+    ``sender`` sends the frontend's log lines, when it has ``log`` targets.
     """
     loop = asyncio.get_running_loop()
     if (rules is None and not isinstance(backends, Upstreams)
@@ -862,7 +1157,8 @@ async def start_frontend(
         rules = RuleEngine(frontend, backends)
     upstreams = backends if isinstance(backends, Upstreams) else Upstreams(backends, stats)
     await upstreams.resolve(loop)
-    fe = Frontend(frontend, upstreams, stats, loop, rules)
+    fe = Frontend(frontend, upstreams, stats, loop, rules, FrontendLog.build(
+        frontend, sender, lambda: (_active_connections(), len(fe.connections))))
     connection = (
         _HeaderKeyed if fe.need is Need.HEADER and rules is None else ClientConnection
     )
@@ -870,17 +1166,28 @@ async def start_frontend(
     def factory() -> ClientConnection:
         return connection(fe)
 
+    def tls_factory() -> ClientConnection:
+        return connection(fe, True)
+
+    # Certificates load before anything listens: a bad one stops the start.
+    contexts = [
+        server_context(bind.crt, bind.where) if bind.ssl else None for bind in frontend.binds
+    ]
     servers: list[asyncio.AbstractServer] = []
     try:
-        for bind in frontend.binds:
+        for bind, context in zip(frontend.binds, contexts, strict=True):
             servers.append(
                 await loop.create_server(
-                    factory,
+                    factory if context is None else tls_factory,
                     host=bind.host,
                     port=bind.port,
                     family=socket.AF_UNSPEC,
                     reuse_address=True,
                     reuse_port=True,
+                    ssl=context,
+                    # The handshake is part of the request's time (HAProxy counts it in
+                    # ``timeout client``).
+                    ssl_handshake_timeout=None if context is None else fe.client_timeout,
                 )
             )
         for server in servers:
@@ -894,6 +1201,11 @@ async def start_frontend(
 # Which frontend each listener serves, so that closing listeners can also close
 # their client connections.
 _frontend_of: dict[asyncio.AbstractServer, Frontend] = {}
+
+
+def _active_connections() -> int:
+    """The process's client connections (HAProxy's actconn), for log lines."""
+    return sum(len(fe.connections) for fe in dict.fromkeys(_frontend_of.values()))
 
 
 async def close_servers(servers: Iterable[asyncio.AbstractServer]) -> None:

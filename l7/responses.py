@@ -151,20 +151,26 @@ def redirect_response(code: int, location: bytes, close: bool,
     )
 
 
-_STATS_HEADS: Final = {
-    (ctype, close): (
+def stats_response(body: bytes, ctype: bytes, head_only: bool, close: bool,
+                   refresh_s: int | None = None) -> bytes:
+    """The stats page (HTML, CSV) or metrics reply: 200 with ``cache-control:
+    no-cache`` and, with `stats refresh`, ``refresh: N`` (HAProxy chunks it; a
+    content-length frames the same body)."""
+    head = (
         b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: " + ctype + b"\r\n"
+        + (b"refresh: " + str(refresh_s).encode() + b"\r\n" if refresh_s is not None else b"")
         + (b"connection: close\r\n" if close else b"")
-        + b"content-length: "
+        + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
     )
-    for ctype in (b"text/html", b"text/plain")
-    for close in (False, True)
-}
-
-
-def stats_response(body: bytes, csv: bool, head_only: bool, close: bool) -> bytes:
-    """The stats page reply: 200 with ``cache-control: no-cache`` (HAProxy chunks it;
-    a content-length frames the same body)."""
-    head = _STATS_HEADS[b"text/plain" if csv else b"text/html", close]
-    head += str(len(body)).encode() + b"\r\n\r\n"
     return head if head_only else head + body
+
+
+def stats_admin_redirect(location: bytes, close: bool) -> bytes:
+    """After a `stats admin` form: 303 to the page with the outcome (`;st=DONE`)."""
+    return (
+        b"HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\n"
+        b"content-type: text/plain\r\ncontent-length: 0\r\n"
+        b"location: " + location + b"\r\n"
+        + (b"connection: close\r\n" if close else b"")
+        + b"\r\n"
+    )

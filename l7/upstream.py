@@ -33,6 +33,7 @@ from httptools import (
 
 from pyxlb.health.state import Analyze
 from pyxlb.l7.balance import Balancer, make_balancer
+from pyxlb.l7.cookies import CookiePersistence
 from pyxlb.l7.http1 import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -40,8 +41,10 @@ from pyxlb.l7.http1 import (
     MAX_HEAD,
     SPECIAL_HEADERS,
     TRANSFER_ENCODING,
+    UPGRADE,
     chunk,
     connection_line,
+    has_token,
     header_line,
     is_chunked,
     last_chunk,
@@ -82,6 +85,8 @@ class Sink(Protocol):
     def upstream_failed(self, conn: UpstreamConnection, status: int) -> None: ...
 
     def upstream_write_paused(self, paused: bool) -> None: ...
+
+    def response_switched(self, conn: UpstreamConnection, rest: bytes) -> None: ...
 
     def cork(self) -> None: ...
 
@@ -191,7 +196,9 @@ class Server:
 class Backend:
     """One backend: its servers, its balancer, its counters."""
 
-    __slots__ = ("name", "servers", "balancer", "stats", "options")
+    __slots__ = (
+        "name", "servers", "balancer", "stats", "options", "tunnel_timeout", "cookie",
+    )
 
     def __init__(
         self, config: Any, stats: BackendStats, observer: Observer | None = None
@@ -202,6 +209,7 @@ class Backend:
         timeouts = getattr(config, "timeouts", None)
         connect_timeout = _seconds(getattr(timeouts, "connect", None))
         server_timeout = _seconds(getattr(timeouts, "server", None))
+        self.tunnel_timeout = _seconds(getattr(timeouts, "tunnel", None))
         self.servers = [
             Server(
                 s, stats.server(s.name), connect_timeout, server_timeout,
@@ -210,6 +218,14 @@ class Backend:
             )
             for s in config.servers
         ]
+        # Cookie persistence (``cookie`` line), None without: one test per request.
+        cookie = getattr(config, "cookie", None)
+        self.cookie: CookiePersistence[Server] | None = (
+            None if cookie is None else CookiePersistence(
+                cookie, [(getattr(c, "cookie", None), s)
+                         for c, s in zip(config.servers, self.servers, strict=True)]
+            )
+        )
         allbackups = "allbackups" in self.options
         try:
             self.balancer: Balancer[Server] = make_balancer(
@@ -314,12 +330,20 @@ class _Garbage(Exception):
 
 
 class _Unsupported(Exception):
-    """A response l7 cannot relay: a head over MAX_HEAD, or 101 Switching
-    Protocols (no tunnels yet)."""
+    """A response l7 cannot relay: a head over MAX_HEAD, or a 101 Switching
+    Protocols that does not answer an upgrade request (a 502, as HAProxy's)."""
 
 
-class _Switching(_Unsupported):
-    """101 Switching Protocols: l7's limit, not the server's fault."""
+def _head_end(data: bytes) -> int:
+    """Where a head that ends in ``data`` ends (its CRLFCRLF may start in the
+    previous read)."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return end + 4
+    for tail in (b"\n\r\n", b"\r\n", b"\n"):
+        if data.startswith(tail):
+            return len(tail)
+    return 0
 
 
 def _new_parser(conn: UpstreamConnection) -> HttpResponseParser:
@@ -351,6 +375,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._timer: IdleTimer | None = None
         self._parser = _new_parser(self)
         self._head_only = False
+        self._upgrade = False
         self._reset_exchange()
         self._reset_message()
 
@@ -370,15 +395,20 @@ class UpstreamConnection(asyncio.Protocol):
         self._informational = False
         self._chunked = False
         self._has_length = False
+        self._conn_upgrade = False
+        self._switching = False
         # Bytes read while the head is incomplete; the parsed head's size.
         self._head_bytes = 0
         self._head_size = 0
 
     # -- lifetime, used by the client side and the pool
 
-    def attach(self, sink: Sink, head_only: bool) -> None:
+    def attach(self, sink: Sink, head_only: bool, upgrade: bool = False) -> None:
+        """Carry an exchange; ``upgrade``: its request asks for a protocol switch,
+        so a 101 may answer it."""
         self.sink = sink
         self._head_only = head_only
+        self._upgrade = upgrade
         self._reset_exchange()
         if self._timer is not None:
             self._timer.touch()
@@ -456,11 +486,20 @@ class UpstreamConnection(asyncio.Protocol):
         sink.cork()
         try:
             self._parser.feed_data(data)
-        except HttpParserUpgrade:
+        except HttpParserUpgrade as exc:
             sink.uncork()
-            self._fail(502)
+            if self._switching:
+                self._switched(data[exc.args[0]:])
+            else:
+                self._fail(502)
             return
         except HttpParserError as exc:
+            if self._switching:
+                # A valid 101 without an Upgrade header: llhttp pauses without
+                # saying where the head ended.
+                sink.uncork()
+                self._switched(data[_head_end(data):])
+                return
             if self._complete and isinstance(exc.__context__, _Garbage):
                 self._keep_alive = False
             else:
@@ -470,8 +509,7 @@ class UpstreamConnection(asyncio.Protocol):
                 ):
                     log.error("bug while relaying a response from %s", self.server.name,
                               exc_info=exc.__context__)
-                if not isinstance(exc.__context__, _Switching):
-                    self._observe(Analyze.HTTP_RSP if self._in_body else Analyze.HTTP_HDRRSP)
+                self._observe(Analyze.HTTP_RSP if self._in_body else Analyze.HTTP_HDRRSP)
                 self._fail(502)
                 return
         sink.uncork()
@@ -508,13 +546,15 @@ class UpstreamConnection(asyncio.Protocol):
             line = connection_line(value)
             if line is not None:
                 self._lines.append(line)
+                self._conn_upgrade = self._conn_upgrade or has_token(value, b"upgrade")
         elif kind == TRANSFER_ENCODING:
             self._chunked = is_chunked(value)
             self._lines.append(header_line(lname, value))
         elif kind == CONTENT_LENGTH:
             self._has_length = True
             self._lines.append(header_line(lname, value))
-        # Upgrade: dropped, no tunnel to relay it through yet.
+        elif kind == UPGRADE:
+            self._lines.append(header_line(lname, value))
 
     def on_headers_complete(self) -> None:
         sink = self.sink
@@ -531,7 +571,14 @@ class UpstreamConnection(asyncio.Protocol):
             observe(Analyze.of_status(status))
         if status < 200:
             if status == 101:
-                raise _Switching
+                # HAProxy relays a 101 only for an upgrade request, and only when the
+                # server's Connection header says upgrade too.
+                if not (self._upgrade and self._conn_upgrade):
+                    raise _Unsupported
+                self._switching = True
+                self._informational = True
+                sink.response_head(version, status, self._reason, self._lines, False)
+                return
             self._informational = True
             sink.response_informational(
                 response_head(version, status, self._reason, self._lines, b"")
@@ -574,6 +621,17 @@ class UpstreamConnection(asyncio.Protocol):
         self._reset_message()
         self._reset_exchange()
         sink.response_end(self, reusable)
+
+    def _switched(self, rest: bytes) -> None:
+        """The 101 is out: the connection leaves HTTP (and this protocol) for a tunnel."""
+        sink = self.sink
+        assert sink is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.sink = None
+        self.closing = True  # never pooled again
+        sink.response_switched(self, rest)
 
     def _fail(self, status: int) -> None:
         sink = self.sink

@@ -30,28 +30,26 @@ from pyxlb.log.sender import LogSender
 if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
     from pyxlb.l7.upstream import Upstreams
+    from pyxlb.runtime.admin import ServerAdmin
+    from pyxlb.stats.counters import StatsRegistry
 
 
 class StartError(Exception):
     """`up` cannot start; the message says why and nothing was left behind."""
 
 
-def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
-                   l4: L4Services | None = None,
+def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
                    sender: LogSender | None = None) -> HealthMonitor:
     """Health checks whose verdicts drive the l7 pools, the layer-4 services
-    and the stats page. `upstreams` is a getter: the pools are built with the
-    monitor's observer."""
+    and the stats page, through `admin` (a getter: it is built with the
+    monitor)."""
     from pyxlb.health.checker import HealthMonitor, check_targets
     from pyxlb.health.state import ServerState
 
     def on_change(target, old, new, report) -> None:
         name = target.server.name
         up = new is ServerState.UP
-        upstreams().set_server_state(target.backend, name, up,
-                                     monitor.status_text(target.backend, name))
-        if l4 is not None and target.backend in l4.backends:
-            l4.update(server_up(monitor))
+        admin().apply(target.backend, name)
         reason = f", {report.describe()}" if report is not None else ""
         print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
         backend = config.backends[target.backend]
@@ -65,9 +63,7 @@ def health_monitor(config: Config, upstreams: Callable[[], Upstreams],
                 sender.emit(backend.logs, level, message)
 
     def on_log(target, logged) -> None:
-        name = target.server.name
-        upstreams().set_server_status(target.backend, name,
-                                      monitor.status_text(target.backend, name))
+        admin().show_status(target.backend, target.server.name)
 
     monitor = HealthMonitor(check_targets(config), on_change, on_log=on_log)
     return monitor
@@ -95,51 +91,72 @@ def show_health(monitor: HealthMonitor, upstreams: Upstreams) -> None:
         upstreams.set_server_status(backend, name, monitor.status_text(backend, name))
 
 
-def rules_for(frontend, config: Config):
+def rules_for(frontend, config: Config, instance: Instance | None = None):
     """The frontend's compiled http rules, or None when it has none (the
-    proxy's rule-free path costs nothing per request)."""
+    proxy's rule-free path costs nothing per request). Stick counters in
+    them count and read in the instance's kernel table."""
+    from pyxlb.kernel_rules import http_stick_table
     from pyxlb.l7.rules.acl import Env
     from pyxlb.l7.rules.engine import RuleEngine
+    from pyxlb.l7.stick import StickCounters
 
     if not RuleEngine.needed(frontend, config.backends):
         return None
-    return RuleEngine(frontend, config.backends, Env(userlists=config.userlists))
+    table = http_stick_table(frontend)
+    if table is None or instance is None:
+        return RuleEngine(frontend, config.backends, Env(userlists=config.userlists))
+    from pyxlb.datapath.src_track import SrcTrack
+
+    stick = StickCounters(SrcTrack.open(instance, fixed_params=True), table)
+    return RuleEngine(frontend, config.backends,
+                      Env(userlists=config.userlists, counters=stick.fetch),
+                      track=stick.track, stick=stick)
 
 
 async def serve(config: Config, instance: Instance, state: dict) -> None:
     """Runs the layer-7 listeners until SIGTERM or SIGINT."""
     from pyxlb.l7.proxy import close_servers, start_frontend
+    from pyxlb.l7.tls import TLSConfigError
     from pyxlb.l7.upstream import Upstreams
+    from pyxlb.runtime.admin import ServerAdmin
+    from pyxlb.runtime.process import open_stats_socket
     from pyxlb.stats.counters import StatsRegistry
 
     stats = StatsRegistry.build(config.frontends, config.backends)
     l4 = L4Services(config, instance)
     sender = LogSender()
     await sender.prepare(log_targets(config))
-    monitor = health_monitor(config, lambda: upstreams, l4, sender)
+    monitor = health_monitor(config, lambda: admin, sender)
     # One Upstreams for all frontends: they share round-robin positions and pools.
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
+    admin = ServerAdmin(config, monitor, upstreams, l4)
+    stats.control = admin.set_state  # `stats admin` forms
     servers = []
+    stats_socket = None
     l4_task: asyncio.Task[None] | None = None
     try:
         show_health(monitor, upstreams)
         if l4.wanted:
             # In a thread: pyroute2's netlink calls run an event loop of their own.
             try:
-                await asyncio.to_thread(l4.start, server_up(monitor))
+                await asyncio.to_thread(l4.start, admin.usable)
             except NotServable as exc:
                 raise StartError(str(exc)) from exc
             l4_task = asyncio.get_running_loop().create_task(l4.run(monitor), name="layer-4 sweep")
+            stats.refresh = lambda: kernel_counters(config, stats, l4)
         monitor.start()
         for frontend in config.frontends.values():
             if frontend.tier == "kernel":
                 continue
             try:
                 servers += await start_frontend(frontend, upstreams, stats,
-                                                rules_for(frontend, config))
+                                                rules_for(frontend, config, instance), sender)
             except OSError as exc:
                 raise StartError(f"{frontend.where}: frontend {frontend.name}: "
                                  f"cannot listen: {exc.strerror}") from exc
+            except TLSConfigError as exc:
+                raise StartError(str(exc)) from exc
+        stats_socket = await open_stats_socket(config, stats, admin, instance)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -156,10 +173,22 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
         if l4_task is not None:
             l4_task.cancel()
             await asyncio.wait([l4_task])
+        if stats_socket is not None:
+            await stats_socket.close()
         await monitor.stop()
-        sender.close()
         await close_servers(servers)
+        sender.close()  # after the listeners: closing connections logs them
         l4.close()
+
+
+def kernel_counters(config: Config, stats: StatsRegistry, l4: L4Services) -> None:
+    """The layer-4 services' flow counters into the stats slots (read when shown)."""
+    from pyxlb.datapath import services
+    from pyxlb.kernel_rules import kernel_frontends
+    from pyxlb.stats.kernel import merge
+
+    if l4.maps is not None:
+        merge(stats, kernel_frontends(config), config.backends, services.stats(l4.maps))
 
 
 def refuse_unserved(config: Config) -> None:

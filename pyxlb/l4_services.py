@@ -143,14 +143,18 @@ class L4Services:
                   + ", ".join(f"{b.addr}:{b.port} ({b.state})" for b in svc.backends),
                   flush=True)
 
-    def plan(self, up: Callable[[str, str], bool]) -> list[services.Service]:
-        return kernel_services(self.config, self.addresses,
-                               lambda backend, server: up(backend, server.name))
+    def plan(self, up: Callable[[str, str], bool],
+             weight: Callable[[str, str], int] | None = None) -> list[services.Service]:
+        return kernel_services(
+            self.config, self.addresses, lambda backend, server: up(backend, server.name),
+            None if weight is None else lambda backend, server: weight(backend, server.name))
 
-    def update(self, up: Callable[[str, str], bool]) -> None:
-        """After a server state change: new flows go where the states say."""
+    def update(self, up: Callable[[str, str], bool],
+               weight: Callable[[str, str], int] | None = None) -> None:
+        """After a server state or weight change (`weight`: the runtime API's,
+        else the config's): new flows go where the states say."""
         if self.maps is not None:
-            self.watch(services.apply(self.maps, self.plan(up), self.nat_ports))
+            self.watch(services.apply(self.maps, self.plan(up, weight), self.nat_ports))
 
     def watch(self, plan: services.Plan) -> None:
         """Finds the `observe layer4` servers' backend numbers in what was

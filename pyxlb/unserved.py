@@ -2,10 +2,10 @@
 
 `pyxlb check` accepts the whole language; `pyxlb up` must not pretend. Anything
 whose absence would let traffic through that the config forbids, or send it
-somewhere else (rules, routing, TLS, protected stats, `mode tcp` that the kernel
+somewhere else (rules, routing, `mode tcp` that the kernel
 tier cannot take), stops
-the start; anything that only changes how well pyxlb serves (logs, the stats
-socket) is a warning. Pure: reads the model, returns messages.
+the start; anything that only changes how well pyxlb serves (logs, cookie
+lifetimes) is a warning. Pure: reads the model, returns messages.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def unserved(config: Config) -> list[Unserved]:
     for fe in config.frontends.values():
         if fe.tier == "kernel":
             # Layer-4 services: pyxlb.kernel_rules.kernel_services.
+            if fe.logs:
+                add(fe.where, f"frontend {fe.name}: its connections are not logged: the "
+                    "kernel tier forwards them without a socket, and its flow table "
+                    "keeps no accept date, timers nor byte counts for a tcplog line", False)
             for rule in fe.use_backends:
                 add(rule.where, f"frontend {fe.name}: 'use_backend' rules are not enforced "
                     "in the kernel yet", True)
@@ -66,18 +70,9 @@ def unserved(config: Config) -> list[Unserved]:
                    "balance)" if fe.mode == "tcp" else f"mode {fe.mode} is not served yet")
             add(fe.where, f"frontend {fe.name}: {why}", True)
             continue
-        # tcp-request connection rules go to the kernel (kernel_rules.py),
-        # which refuses the shapes it cannot compile; http rules run in l7/rules,
-        # except what needs the stick table, not wired to l7 yet.
-        for rule in [*fe.http_request, *fe.redirects, *fe.use_backends]:
-            if _uses_stick_table(rule):
-                add(rule.where, f"frontend {fe.name}: stick-table counters in http rules "
-                    "are not served yet", True)
-        for bind in fe.binds:
-            if bind.ssl:
-                add(bind.where, f"frontend {fe.name}: TLS binds are not served yet", True)
-        if fe.stats and fe.stats.auth:
-            add(fe.stats.where, f"frontend {fe.name}: 'stats auth' is not enforced yet", True)
+        # tcp-request connection rules go to the kernel and stick counters in
+        # http rules to the kernel's table (kernel_rules.py), which refuses the
+        # shapes it cannot serve; the rest of the http rules run in l7/rules.
     for be in config.backends.values():
         if be.tier == "kernel" and be.balance not in L4_ALGORITHMS:
             add(be.where, f"backend {be.name}: 'balance {be.balance}' is not served in the "
@@ -89,12 +84,7 @@ def unserved(config: Config) -> list[Unserved]:
         if be.forward == "dsr" and be.tier != "kernel":
             add(be.where, f"backend {be.name}: 'pyxlb-forward dsr' is for layer-4 services "
                 "served by the kernel tier (mode tcp, a kernel balance)", True)
-        if be.cookie:
-            add(be.where, f"backend {be.name}: cookie persistence is not served yet", False)
-    if config.global_.logs:
-        add(config.global_.logs[0].where, "global: only server state events are logged "
-            "yet (no httplog/tcplog lines)", False)
-    if config.global_.stats_socket:
-        add(config.global_.stats_socket.where, "global: the stats socket is not served yet",
-            False)
+        if be.cookie and (be.cookie.maxidle_ms or be.cookie.maxlife_ms):
+            add(be.cookie.where, f"backend {be.name}: cookie 'maxidle' and 'maxlife' are not "
+                "served yet (cookies never expire)", False)
     return found

@@ -46,7 +46,7 @@ backend be
 """) == []
 
 
-def test_stick_counters_in_http_rules_stop_the_start_at_their_lines():
+def test_stick_counters_in_a_frontends_http_rules_are_served_in_a_backends_not():
     found = findings("""
 frontend fe
     bind *:80
@@ -56,9 +56,10 @@ frontend fe
     http-request deny if is_abuser
     default_backend be
 backend be
+    http-request deny if { src_get_gpc0(fe) gt 0 }
     server a 10.0.0.1:80
 """)
-    assert [(line, fatal) for line, _, fatal in found] == [(12, True), (13, True)]
+    assert [(line, fatal) for line, _, fatal in found] == [(16, True)]
     assert "stick-table counters in http rules are not served yet" in found[0][1]
 
 
@@ -108,3 +109,83 @@ backend be
         (11, "backend be: 'pyxlb-forward dsr' is for layer-4 services served by the kernel "
              "tier (mode tcp, a kernel balance)", True),
     ]
+
+
+def test_http_logging_is_served():
+    assert findings("""
+global
+    log /dev/log local0
+frontend fe
+    log global
+    option httplog
+    bind *:80
+    default_backend be
+backend be
+    log global
+    server a 10.0.0.1:80
+""") == []
+
+
+def test_a_layer4_service_that_logs_is_warned_its_connections_are_not():
+    found = findings("""
+global
+    log /dev/log local0
+listen db
+    mode tcp
+    log global
+    option tcplog
+    bind *:3306
+    server db1 10.0.0.1:3306
+""")
+    assert found == [(10, "frontend db: its connections are not logged: the kernel tier "
+                      "forwards them without a socket, and its flow table keeps no accept "
+                      "date, timers nor byte counts for a tcplog line", False)]
+
+
+def test_the_stats_page_options_and_the_stats_socket_are_served():
+    assert findings("""
+global
+    stats socket /run/pyxlb.sock mode 600 level admin
+listen stats
+    bind *:8404
+    stats enable
+    stats uri /
+    stats auth admin:secret
+    stats realm Haproxy\\ Statistics
+    stats refresh 10s
+    stats hide-version
+    stats admin if TRUE
+""") == []
+
+
+def test_cookie_persistence_is_served_but_not_cookie_lifetimes():
+    assert findings("""
+frontend fe
+    bind *:80
+    default_backend be
+backend be
+    cookie SRV insert indirect nocache
+    server a 10.0.0.1:80 cookie a
+""") == []
+    found = findings("""
+frontend fe
+    bind *:80
+    default_backend be
+backend be
+    cookie SRV insert indirect maxidle 30m
+    server a 10.0.0.1:80 cookie a
+""")
+    assert found == [(12, "backend be: cookie 'maxidle' and 'maxlife' are not served yet "
+                      "(cookies never expire)", False)]
+
+
+def test_tls_binds_of_http_frontends_are_served():
+    assert findings("""
+frontend fe
+    bind *:80
+    bind *:443 ssl crt /etc/ssl/site.pem
+    redirect scheme https if !{ ssl_fc }
+    default_backend be
+backend be
+    server a 10.0.0.1:80
+""") == []

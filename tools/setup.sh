@@ -15,8 +15,12 @@ say() { echo "setup: $*"; }
 
 # BCC's Python module comes from Debian (python3-bpfcc); the PyPI package
 # named "bcc" is unrelated. curl is the lab's HTTP client; haproxy is the
-# reference the tests compare against.
-packages=(python3-bpfcc bpfcc-tools libbpf1 iproute2 python3-venv curl haproxy)
+# reference the tests compare against; socat, tmux, hatop and
+# prometheus-haproxy-exporter drive the runtime API and stats tests; nginx
+# (backends) and wrk (load) serve tools/bench_lab.py. openssl makes the TLS
+# tests' certificates and is their s_client.
+packages=(python3-bpfcc bpfcc-tools libbpf1 iproute2 python3-venv curl haproxy
+          socat tmux hatop prometheus-haproxy-exporter nginx wrk openssl)
 apt_updated=""
 apt_install() {
     if [ -z "$apt_updated" ]; then

@@ -186,6 +186,11 @@ class Balancer(Generic[S]):
         """Connections the server has now, as reported by acquire/release."""
         return self._slot(server).served
 
+    def is_up(self, server: S) -> bool:
+        """Whether the server may take requests (cookie persistence asks it, and keeps
+        a server whose weight is 0, as HAProxy does)."""
+        return self._slot_of[id(server)].up
+
     # -- for the algorithms
 
     def _slot(self, server: S) -> Slot[S]:

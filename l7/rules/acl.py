@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
 
 from pyxlb.config.conditions import Acl, Condition, IntRange, Match, Term
 from pyxlb.config.fetches import CounterRef, counter_ref
@@ -42,6 +43,8 @@ class RequestView:
     src: Address | None = None
     dst_port: int = 0
     ssl: bool = False
+    # The request's stick-table entry, as pyxlb.l7.stick keeps it.
+    stick: Any = None
 
     def header_values(self, lname: bytes) -> list[bytes]:
         return [value for name, value in self.headers if name == lname]

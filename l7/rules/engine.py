@@ -335,11 +335,15 @@ class _ProxyRules:
 class RuleEngine:
     """A frontend's rules and those of the backends it may choose, compiled once."""
 
-    __slots__ = ("frontend", "use_backends", "default_backend", "backends", "stats_uri")
+    __slots__ = ("frontend", "use_backends", "default_backend", "backends", "stats_uri",
+                 "stick")
 
     def __init__(self, frontend: Any, backends: Mapping[str, Any], env: Env | None = None,
-                 track: Track | None = None) -> None:
+                 track: Track | None = None, stick: Any = None) -> None:
         env = env or Env()
+        # The stick counters `track` and env.counters belong to (pyxlb.l7.stick),
+        # told how each request ended; None when the rules use none.
+        self.stick = stick
         self.frontend = _ProxyRules(frontend, env, track)
         self.use_backends: list[tuple[Predicate | None, str]] = [
             (compile_condition(rule.condition, env), rule.backend)

@@ -267,6 +267,10 @@ def _unreadable_certificates(frontends: Iterable[Frontend]) -> list[ConfigError]
             if bind.crt is None:
                 continue
             try:
+                if os.path.isdir(bind.crt):
+                    # A directory of certificates, as HAProxy takes (one per file).
+                    os.listdir(bind.crt)
+                    continue
                 with open(bind.crt, "rb"):
                     pass
             except OSError as err:

@@ -88,9 +88,11 @@ class SessionRecord:
 
 
 def log_date(when: float) -> str:
-    """`%t`/`%tr`: `24/Nov/2026:03:47:15.358`, local time, milliseconds truncated."""
-    t = time.localtime(when)
-    ms = int(when * 1000) % 1000
+    """`%t`/`%tr`: `24/Nov/2026:03:47:15.358`, local time, milliseconds truncated
+    (after a microsecond's allowance for float error: dates are sums of clocks)."""
+    whole_ms = int(when * 1000 + 0.001)
+    t = time.localtime(whole_ms // 1000)
+    ms = whole_ms % 1000
     return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}")
 
@@ -140,13 +142,22 @@ def tcplog_line(r: SessionRecord) -> str:
 
 
 def session_line(r: SessionRecord, options: frozenset[str]) -> str | None:
-    """The line a frontend with these options logs, None when it has no log format
-    (HAProxy would log `Connect from ...` at accept; pyxlb does not)."""
+    """The line a frontend with these options logs at the end, None when it has no
+    log format (it logs a `connect_line` per request instead)."""
     if "httplog" in options:
         return httplog_line(r)
     if "tcplog" in options:
         return tcplog_line(r)
     return None
+
+
+def connect_line(client_ip: str, client_port: int, local_ip: str, local_port: int,
+                 frontend: str, mode: str) -> str:
+    """The default format (no `option httplog`/`tcplog`): HAProxy 2.6 logs it at info
+    when a stream starts, for http once per request: `Connect from 10.0.0.1:5000 to
+    10.0.0.2:80 (fe/HTTP)`."""
+    return (f"Connect from {client_ip}:{client_port} to {local_ip}:{local_port} "
+            f"({frontend}/{mode})")
 
 
 def is_error(r: SessionRecord) -> bool:

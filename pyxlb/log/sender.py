@@ -77,14 +77,17 @@ class LogSender:
                 self._send(target, syslog_datagram(target.facility, level, message,
                                                    when, self.pid))
 
-    def log_session(self, frontend: Frontend, record: SessionRecord) -> None:
+    def log_session(self, frontend: Frontend, record: SessionRecord,
+                    when: float | None = None) -> None:
         """Log a finished request or connection as `frontend`'s options say."""
         if not frontend.logs:
             return
         level = session_level(record, frontend.options)
+        if level is None or not any(wants(target, level) for target in frontend.logs):
+            return
         line = session_line(record, frontend.options)
-        if level is not None and line is not None:
-            self.emit(frontend.logs, level, line)
+        if line is not None:
+            self.emit(frontend.logs, level, line, when)
 
     def close(self) -> None:
         for channel in self._channels.values():

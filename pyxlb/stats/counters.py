@@ -13,7 +13,7 @@ declaration order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +124,12 @@ class StatsRegistry:
     """All counters of one process, proxies in declaration order."""
 
     proxies: list[ProxyStats] = field(default_factory=list)
+    # The server changes of `stats admin` forms: (backend, server, "ready" | "drain" |
+    # "maint"); the daemon's ServerAdmin.set_state, None where nothing applies them.
+    control: Callable[[str, str, str], None] | None = None
+    # Reads counters kept elsewhere (the kernel tier's maps) into the slots; called
+    # by `fresh()` before they are shown.
+    refresh: Callable[[], None] | None = None
 
     @classmethod
     def build(
@@ -171,6 +177,12 @@ class StatsRegistry:
         for iid, proxy in enumerate(registry.proxies, start=1):
             proxy.iid = iid
         return registry
+
+    def fresh(self) -> StatsRegistry:
+        """The registry, with the counters kept elsewhere read in."""
+        if self.refresh is not None:
+            self.refresh()
+        return self
 
     def proxy(self, name: str) -> ProxyStats:
         for proxy in self.proxies:

@@ -124,9 +124,11 @@ _TABLE_HEAD = (
 )
 
 
-def _html_row(css: str, name: str, cells: tuple[object, ...]) -> str:
+def _html_row(css: str, name: str, cells: tuple[object, ...], checkbox: str = "") -> str:
+    """`checkbox`: the admin form's input before the name (HTML)."""
     tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
-    return f"<tr class=\"{css}\"><td class=\"name\">{escape(name)}</td>{tds}</tr>\n"
+    return (f"<tr class=\"{css}\"><td class=\"name\">{checkbox}{escape(name)}</td>"
+            f"{tds}</tr>\n")
 
 
 def _server_css(backup: bool, status: str, up: bool) -> str:
@@ -136,7 +138,16 @@ def _server_css(backup: bool, status: str, up: bool) -> str:
     return f"{side}_up" if up else f"{side}_down"
 
 
-def _html_table(proxy: ProxyStats) -> str:
+_ADMIN_ACTIONS = (
+    "<select name=action><option value=\"\"></option>"
+    "<option value=\"ready\">Set state to READY</option>"
+    "<option value=\"drain\">Set state to DRAIN</option>"
+    "<option value=\"maint\">Set state to MAINT</option></select>"
+)
+
+
+def _html_table(proxy: ProxyStats, admin: bool = False) -> str:
+    """`admin`: a checkbox per server and HAProxy's action form (`stats admin`)."""
     rows = []
     if proxy.frontend is not None:
         fe = proxy.frontend
@@ -145,10 +156,12 @@ def _html_table(proxy: ProxyStats) -> str:
     if proxy.backend is not None:
         be = proxy.backend
         for s in be.servers:
+            checkbox = (f"<input class='{escape(proxy.name)}-checkbox' type=\"checkbox\" "
+                        f"name=\"s\" value=\"{escape(s.name)}\"> " if admin else "")
             rows.append(_html_row(
                 _server_css(s.backup, s.status, s.is_up), s.name,
                 (s.status, s.weight, "-" if s.backup else "Y", "Y" if s.backup else "-",
-                 s.requests, s.requests, s.requests),
+                 s.requests, s.requests, s.requests), checkbox,
             ))
         rows.append(_html_row(
             "backend", "Backend",
@@ -156,25 +169,50 @@ def _html_table(proxy: ProxyStats) -> str:
              be.requests),
         ))
     name = escape(proxy.name)
-    return (
+    table = (
         f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan=8>"
         f"<a name=\"{name}\"></a>{name}</th></tr>\n{_TABLE_HEAD}{''.join(rows)}</table>\n"
     )
+    if not admin or proxy.backend is None:
+        return table
+    return (f"<form method=\"post\">{table}Choose the action to perform on the checked "
+            f"servers : {_ADMIN_ACTIONS}<input type=\"hidden\" name=\"b\" "
+            f"value=\"#{proxy.iid}\">&nbsp;<input type=\"submit\" value=\"Apply\"></form>\n")
 
 
-def render_html(registry: StatsRegistry, csv_uri: str | None = None) -> str:
+# The admin form's outcomes (`;st=CODE` after its 303), HAProxy's texts and classes.
+ADMIN_MESSAGES = {
+    "DONE": ("active_up", "Action processed successfully."),
+    "NONE": ("active_up", "Nothing has changed."),
+    "PART": ("active_down", "Action not processed or only partially processed."),
+    "ERRP": ("active_down", "Action not processed because of invalid parameters."),
+    "DENY": ("active_down", "Action denied."),
+}
+
+
+def render_html(registry: StatsRegistry, csv_uri: str | None = None, *,
+                hide_version: bool = False, admin: bool = False,
+                message: str | None = None, home: str = "/") -> str:
     """The human page: one table per proxy (frontend row, server rows, backend row).
 
-    ``csv_uri`` adds a link to the CSV export of the same page.
+    ``csv_uri`` adds a link to the CSV export of the same page; ``hide_version``
+    leaves the version out (`stats hide-version`); ``admin`` adds the server action
+    forms (`stats admin`); ``message`` is an ADMIN_MESSAGES code to show, with a
+    link back to ``home`` that removes it.
     """
     link = (
         f"<p><a href=\"{escape(csv_uri)}\">CSV export</a></p>\n" if csv_uri is not None else ""
     )
-    tables = "".join(_html_table(p) for p in registry.proxies)
+    if message in ADMIN_MESSAGES:
+        css, text = ADMIN_MESSAGES[message]
+        link += (f"<p><div class={css}><a class=lfsb href=\"{escape(home)}\" "
+                 f"title=\"Remove this message\">[X]</a> {text}</div>\n")
+    tables = "".join(_html_table(p, admin) for p in registry.proxies)
+    title = "pyxlb" if hide_version else f"pyxlb version {escape(_VERSION)}"
     return (
         "<!DOCTYPE html>\n<html><head><title>Statistics Report for pyxlb</title>\n"
         "<meta http-equiv=\"content-type\" content=\"text/html; charset=utf-8\">\n"
         f"<style type=\"text/css\">\n{_STYLE}</style></head>\n<body>\n"
-        f"<h1>pyxlb version {escape(_VERSION)}</h1>\n"
+        f"<h1>{title}</h1>\n"
         f"<h2>Statistics Report</h2>\n{link}{tables}</body></html>\n"
     )

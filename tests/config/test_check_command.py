@@ -79,3 +79,12 @@ def test_a_certificate_that_cannot_be_read(tmp_path: Path) -> None:
     assert code == 1
     assert err.splitlines()[0] == \
         f"[ALERT] {cfg}:2:3: cannot read certificate 'site.pem': No such file or directory"
+
+
+def test_a_certificate_directory_is_accepted(tmp_path: Path) -> None:
+    # HAProxy loads every certificate of a crt directory; l7/tls.py does too.
+    (tmp_path / "certs").mkdir()
+    cfg = tmp_path / "tls.cfg"
+    cfg.write_text(f"frontend f\n  bind :443 ssl crt {tmp_path / 'certs'}\n"
+                   "  timeout client 1s\n")
+    assert check(cfg)[0] == 0

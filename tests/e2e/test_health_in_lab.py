@@ -5,7 +5,6 @@ backup serves when every primary is down."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
@@ -39,17 +38,6 @@ def served_by(lab, path: str = "/") -> str:
                               "%{http_code} %header{x-server}",
                               f"http://{lab.topo.addr('lb')}{path}"]).stdout.strip()
 
-
-@pytest.fixture
-def syslog(tmp_path, monkeypatch):
-    """A unix datagram socket standing in for /dev/log (health.cfg logs there)."""
-    path = tmp_path / "log.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(5)
-    monkeypatch.setenv("PYXLB_LOG_SOCKET", str(path))
-    yield sock
-    sock.close()
 
 
 def next_line(syslog, containing: str) -> str:

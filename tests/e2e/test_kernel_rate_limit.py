@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-from pyxlb.lab.balancer import LabBalancer, lab_config
-
 LIMIT = 5  # conn-rate-limit.cfg: reject if { sc0_conn_rate gt 5 } over 10s
 
 
@@ -28,11 +26,8 @@ def connect_from(lab, source: str, port: int) -> None:
 
 
 @pytest.fixture
-def limited(lab):
-    lb = LabBalancer(lab, lab_config("conn-rate-limit"))
-    lb.start()
-    yield lb
-    lb.stop()
+def limited(pyxlb_up):
+    return pyxlb_up("conn-rate-limit")
 
 
 def test_the_connection_over_the_rate_is_refused_in_the_kernel(lab, limited):

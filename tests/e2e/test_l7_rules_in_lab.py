@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pyxlb.lab.balancer import LabBalancer, lab_config
-
 
 @pytest.fixture
-def ruled(lab):
-    lb = LabBalancer(lab, lab_config("rules"))
-    lb.start()
-    yield lb
-    lb.stop()
+def ruled(pyxlb_up):
+    return pyxlb_up("rules")
 
 
 def fetch(lab, path: str, host: str = "www.example.com") -> str:

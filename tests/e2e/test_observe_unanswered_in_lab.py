@@ -12,15 +12,10 @@ import time
 import pytest
 from test_observe_in_lab import attempt
 
-from pyxlb.lab.balancer import LabBalancer, lab_config
-
 
 @pytest.fixture
-def observed(lab):
-    lb = LabBalancer(lab, lab_config("observe"))
-    lb.start()
-    yield lb
-    lb.stop()
+def observed(pyxlb_up):
+    return pyxlb_up("observe")
 
 
 def test_unanswered_syns_send_new_connections_to_the_backup(lab, observed):

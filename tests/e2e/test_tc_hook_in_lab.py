@@ -8,8 +8,6 @@ import json
 
 import pytest
 
-from pyxlb.lab.balancer import LabBalancer, lab_config
-
 ECHO = """
 import socket, sys
 with socket.create_connection((sys.argv[1], 9000), timeout=3) as s:
@@ -26,11 +24,8 @@ def echo(lab, source: str | None = None) -> str:
 
 
 @pytest.fixture
-def at_tc(lab):
-    lb = LabBalancer(lab, lab_config("tcp-nat"), hook="tc")
-    lb.start()
-    yield lb
-    lb.stop()
+def at_tc(pyxlb_up):
+    return pyxlb_up("tcp-nat", hook="tc")
 
 
 def test_tc_hook_serves_layer4_and_blocks_then_detaches(lab, at_tc):

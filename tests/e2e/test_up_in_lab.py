@@ -58,11 +58,8 @@ def stats_csv(lab) -> dict[tuple[str, str], dict[str, str]]:
 
 
 @pytest.fixture
-def balancer(lab):
-    lb = LabBalancer(lab, lab_config("basic"))
-    lb.start()
-    yield lb
-    lb.stop()
+def balancer(pyxlb_up):
+    return pyxlb_up("basic")
 
 
 def test_round_robin_counts_and_clean_down(lab, balancer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyxlb.l7.http1 import (
     chunk,
     connection_line,
+    has_token,
     is_chunked,
     last_chunk,
     request_head,
@@ -34,8 +35,15 @@ def test_connection_header_loses_hop_tokens_like_haproxy() -> None:
     # Observed: "Connection: keep-alive, X-Hop" reaches the server as "connection: X-Hop".
     assert connection_line(b"keep-alive, X-Hop") == b"connection: X-Hop\r\n"
     assert connection_line(b"Close") is None
-    assert connection_line(b"Upgrade, keep-alive") is None
+    # Observed: "keep-alive, Upgrade" reaches the server as "connection: Upgrade".
+    assert connection_line(b"Upgrade, keep-alive") == b"connection: Upgrade\r\n"
     assert connection_line(b"a ,, b") == b"connection: a, b\r\n"
+
+
+def test_has_token_ignores_case_and_spaces() -> None:
+    assert has_token(b"keep-alive, Upgrade", b"upgrade")
+    assert has_token(b"websocket , foo", b"websocket")
+    assert not has_token(b"upgraded", b"upgrade")
 
 
 def test_is_chunked_looks_at_the_last_coding() -> None:

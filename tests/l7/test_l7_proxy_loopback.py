@@ -375,14 +375,16 @@ def test_expect_100_continue_is_relayed(proxy: RunningProxy) -> None:
     assert data.endswith(f"1000 {hashlib.sha256(body).hexdigest()}".encode())
 
 
-def test_upgrade_is_not_forwarded_without_tunnels(proxy: RunningProxy) -> None:
+def test_upgrade_a_server_declines_stays_http(proxy: RunningProxy) -> None:
+    # The server answers 200, not 101: what followed the request is the next request.
     raw = raw_exchange(
         proxy,
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == 2
-    assert b"x-got-connection: -\r\n" in raw  # no Connection: upgrade reached the server
+    assert b"x-got-connection: Upgrade\r\n" in raw  # forwarded as HAProxy does
     assert b"web2 /next\n" in raw
 
 
@@ -430,3 +432,16 @@ def test_request_arriving_byte_by_byte(proxy: RunningProxy) -> None:
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert data.endswith(f"11 {hashlib.sha256(b'hello world').hexdigest()}".encode())
     assert b"x-got-path: /frag?q=1\r\n" in data
+
+
+def test_server_close_adds_connection_close_except_for_http_1_0(
+    backends: Servers, run_proxy: ProxyStarter
+) -> None:
+    # Observed on HAProxy 2.6.12: an HTTP/1.0 request reaches the server without a
+    # Connection header, HTTP/1.0 closing by default.
+    proxy = run_proxy(config(backends.ports["web1"]).replace(
+        "    option forwardfor\n", "    option http-server-close\n"))
+    raw = raw_exchange(proxy, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert b"x-got-connection: -\r\n" in raw
+    raw = raw_exchange(proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert b"x-got-connection: close\r\n" in raw

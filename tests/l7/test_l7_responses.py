@@ -58,10 +58,10 @@ def test_content_length_matches_body(status: int, close: bool) -> None:
 
 
 def test_stats_response() -> None:
-    assert stats_response(b"a,b\n", csv=True, head_only=False, close=False) == (
+    assert stats_response(b"a,b\n", b"text/plain", head_only=False, close=False) == (
         b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\n"
         b"content-length: 4\r\n\r\na,b\n"
     )
-    head_only = stats_response(b"<html>", csv=False, head_only=True, close=True)
+    head_only = stats_response(b"<html>", b"text/html", head_only=True, close=True)
     assert head_only.endswith(b"content-type: text/html\r\nconnection: close\r\n"
                               b"content-length: 6\r\n\r\n")

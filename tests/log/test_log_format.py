@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import calendar
-import time
-from collections.abc import Iterator
-
 import pytest
+from log_clock import at
 
 from pyxlb.health.state import CheckReport, CheckStatus
 from pyxlb.log.format import (
@@ -33,19 +30,6 @@ HTTP_PLAIN = frozenset({"httplog"})
 TCP = frozenset({"tcplog"})
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-def at(stamp: str) -> float:
-    """`24/Nov/2026:06:09:47.421` as epoch seconds (UTC)."""
-    whole, ms = stamp.split(".")
-    return calendar.timegm(time.strptime(whole, "%d/%b/%Y:%H:%M:%S")) + int(ms) / 1000
 
 
 def datagram(r: SessionRecord, options: frozenset[str], facility: str, sent: str) -> str:

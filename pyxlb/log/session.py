@@ -1,0 +1,268 @@
+"""What the l7 proxy logs for its requests, as HAProxy 2.6 does: the `SessionRecord`
+of each request filled from the proxy's events, ended with the termination flags
+HAProxy gives the same ending, and handed to the `LogSender`.
+
+The proxy holds a `FrontendLog` only for frontends with `log` targets, a
+`ConnectionLog` per client connection of those, and a `RequestLog` per request;
+everything here is pure: times are the event loop's clock, passed in by the caller at
+events it handles anyway, and turned into dates through the connection's offset.
+
+Endings and their `%tsc` (what HAProxy 2.6.12 logged for the same exchange):
+deny `PR`, auth challenge and redirect `LR`, stats `LR` with server `<STATS>`, no
+server or a refused connection `SC`, a server closing before its response head `SH`,
+a response head it cannot parse `PH`, `timeout server` before the head `sH`, a server
+cutting its body short `SD`, a client gone mid-response `CD` (`cD` on `timeout
+client`), a bad request `PR` with `<BADREQ>`, and on a connection's first request,
+`timeout http-request`/`client` `cR` (408) and a client closing `CR` (400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from pyxlb.config.model import LogTarget
+from pyxlb.log.format import SessionRecord, connect_line
+
+STATS_SERVER = "<STATS>"
+
+
+class Sender(Protocol):
+    def emit(self, targets: Iterable[LogTarget], level: str, message: str,
+             when: float | None = None) -> None: ...
+
+    def log_session(self, frontend: Any, record: SessionRecord,
+                    when: float | None = None) -> None: ...
+
+
+# Counts at log time: (process connections, this frontend's connections).
+Connections = Callable[[], tuple[int, int]]
+
+
+class FrontendLog:
+    """A frontend that logs: its config (targets, options) and where lines go."""
+
+    __slots__ = ("config", "sender", "connections", "httplog")
+
+    def __init__(self, config: Any, sender: Sender, connections: Connections) -> None:
+        self.config = config
+        self.sender = sender
+        self.connections = connections
+        # Without `option httplog`/`tcplog`, HAProxy logs `Connect from` per stream.
+        self.httplog = bool({"httplog", "tcplog"} & config.options)
+
+    @classmethod
+    def build(cls, config: Any, sender: Sender | None,
+              connections: Connections) -> FrontendLog | None:
+        """None when the frontend has no log target (or nothing to send with)."""
+        if sender is None or not config.logs:
+            return None
+        return cls(config, sender, connections)
+
+    def connection(self, client: tuple[Any, ...] | None, local: tuple[Any, ...] | None,
+                   wall: float, now: float) -> ConnectionLog:
+        """A client connection accepted at `now` (loop clock), `wall` (epoch)."""
+        return ConnectionLog(self, client, local, wall - now, now)
+
+
+class ConnectionLog:
+    """One client connection: its addresses, the loop-to-epoch offset, the bytes
+    written to the client so far, and where the current request began."""
+
+    __slots__ = ("fe", "client_ip", "client_port", "local_ip", "local_port", "offset",
+                 "accepted", "begin", "sent", "mark", "requests", "ended")
+
+    def __init__(self, fe: FrontendLog, client: tuple[Any, ...] | None,
+                 local: tuple[Any, ...] | None, offset: float, now: float) -> None:
+        self.fe = fe
+        self.client_ip, self.client_port = _address(client)
+        self.local_ip, self.local_port = _address(local)
+        self.offset = offset
+        self.accepted = now
+        self.begin = now
+        self.sent = 0  # bytes written to the client (the proxy adds to it)
+        self.mark = 0  # `sent` when the current response began
+        self.requests = 0
+        self.ended = False  # the connection's end was logged
+
+    def started(self, now: float) -> None:
+        """A request's first bytes were parsed."""
+        self.begin = now
+
+    def request(self, line: bytes, now: float, answer: bytes = b"",
+                stats: bool = False) -> RequestLog | None:
+        """A request head was parsed at `now`: its log, or None when the frontend
+        logs in the default format (a `Connect from` line per request, sent here).
+        `answer`: the response a rule made instead (its status line says which);
+        `stats`: the stats page answers it."""
+        self.requests += 1
+        fe = self.fe
+        if not fe.httplog:
+            fe.sender.emit(fe.config.logs, "info", connect_line(
+                self.client_ip, self.client_port, self.local_ip, self.local_port,
+                fe.config.name, "HTTP"), self.offset + now)
+            return None
+        record = self._record(self.begin)
+        record.request_line = line.decode("utf-8", "surrogateescape")
+        record.t_request = _ms(now - self.begin)
+        record.bytes_in = 1  # a request arrived: never a null connection
+        req = RequestLog(record, self.begin)
+        if answer:
+            req.answered_locally(int(answer[9:12]))
+        elif stats:
+            req.stats()
+        return req
+
+    def bad_request(self) -> RequestLog | None:
+        """The parser rejected what the client sent (400, `PR`; HAProxy logs 0
+        bytes sent for it)."""
+        self.requests += 1
+        if not self.fe.httplog:
+            return None
+        record = self._record(self.begin)
+        record.status, record.termination, record.bytes_in = 400, "PR", 1
+        req = RequestLog(record, self.begin)
+        req.answered = req.fixed_bytes = True
+        return req
+
+    def unanswered(self, timed_out: bool, bytes_in: int, now: float) -> None:
+        """The connection ends before its first request was complete: HAProxy logs a
+        408 `cR` on a timeout, a 400 `CR` when the client closed; later requests of
+        a kept-alive connection end silently."""
+        if self.requests or self.ended or not self.fe.httplog:
+            return
+        self.ended = True
+        record = self._record(self.accepted)
+        record.status = 408 if timed_out else 400
+        record.termination = "cR" if timed_out else "CR"
+        record.bytes_in = bytes_in
+        record.t_active = _ms(now - self.accepted)
+        self._send(record, now)
+
+    def end(self, req: RequestLog, now: float, cause: str | None = None) -> None:
+        """The request's exchange is over at `now`. `cause` (`C`, `c`, `K`) is set
+        when the connection ended it, unless the request was already answered."""
+        record = req.record
+        if cause is not None and not req.answered:
+            record.termination = cause + req.state()
+        if not req.fixed_bytes:
+            record.bytes_out = self.sent - self.mark
+        self.mark = self.sent
+        record.t_active = _ms(now - req.start)
+        backend, server = req.backend, req.server
+        if backend is not None:
+            served = backend.balancer.served
+            record.beconn = sum(served(s) for s in backend.servers)
+            if server is not None:
+                record.srv_conn = served(server)
+        self._send(record, now)
+
+    def _record(self, start: float) -> SessionRecord:
+        name = self.fe.config.name
+        return SessionRecord(client_ip=self.client_ip, client_port=self.client_port,
+                             accept_date=self.offset + self.accepted,
+                             request_date=self.offset + start, frontend=name, backend=name)
+
+    def _send(self, record: SessionRecord, now: float) -> None:
+        fe = self.fe
+        record.actconn, record.feconn = fe.connections()
+        record.t_total = _ms(now - self.accepted)  # %Tt, for `option tcplog`
+        fe.sender.log_session(fe.config, record, self.offset + now)
+
+
+class RequestLog:
+    """One request's record while it is served; `state()` is HAProxy's session
+    state letter for where it stands (R request, C connecting, H waiting for the
+    response head, D data)."""
+
+    __slots__ = ("record", "start", "picked_at", "connected_at", "backend", "server",
+                 "answered", "fixed_bytes", "server_closed")
+
+    def __init__(self, record: SessionRecord, start: float) -> None:
+        self.record = record
+        self.start = start
+        self.picked_at: float | None = None
+        self.connected_at: float | None = None
+        self.backend: Any = None
+        self.server: Any = None
+        self.answered = False  # the termination flags are final
+        self.fixed_bytes = False
+        self.server_closed = False
+
+    def picked(self, backend: Any, server: Any, now: float) -> None:
+        """The backend's balancer chose `server` (None: none usable) at `now`."""
+        record = self.record
+        record.backend = backend.name
+        self.backend = backend
+        if server is not None:
+            record.server = server.name
+            record.t_queue = 0  # pyxlb does not queue: a full server is a 503
+            self.server = server
+            self.picked_at = now
+
+    def connected(self, now: float) -> None:
+        """The server connection is there (fresh or from the pool)."""
+        if self.picked_at is not None:
+            self.record.t_connect = _ms(now - self.picked_at)
+        self.connected_at = now
+
+    def responded(self, status: int, now: float) -> None:
+        """The server's response head was received."""
+        self.record.status = status
+        if self.connected_at is not None:
+            self.record.t_response = _ms(now - self.connected_at)
+
+    def answered_locally(self, status: int) -> None:
+        """A rule answered: auth challenges and redirects are `LR`, denies `PR`."""
+        self.record.status = status
+        self.record.termination = "LR" if status == 401 or 300 <= status < 400 else "PR"
+        self.answered = True
+
+    def stats(self) -> None:
+        record = self.record
+        record.server = STATS_SERVER
+        record.status = 200
+        record.t_queue = record.t_connect = record.t_response = 0
+        record.termination = "LR"
+        self.answered = True
+
+    def generated(self, status: int) -> None:
+        """pyxlb answered 502/503/504 instead of the server."""
+        record = self.record
+        record.status = status
+        if status == 504:
+            record.termination = "sH"
+        elif status == 502:
+            record.termination = "SH" if self.server_closed else "PH"
+        else:
+            record.termination = "SC"
+        self.answered = True
+
+    def server_failed(self, status: int, closed: bool) -> None:
+        """The server connection failed with `status` (504: `timeout server`; 502:
+        it `closed`, or sent what is not HTTP). Mid-response the client connection
+        is aborted (`SD`, `sD`); before, a retry or `generated` follows."""
+        self.server_closed = closed
+        if self.record.status >= 0:
+            self.record.termination = ("s" if status == 504 else "S") + "D"
+            self.answered = True
+
+    def state(self) -> str:
+        if self.record.status >= 0:
+            return "D"
+        if self.connected_at is not None:
+            return "H"
+        if self.picked_at is not None:
+            return "C"
+        return "R"
+
+
+def _ms(seconds: float) -> int:
+    """Whole milliseconds, truncated as HAProxy's are, allowing for float error."""
+    return max(0, int(seconds * 1000 + 1e-6))
+
+
+def _address(addr: tuple[Any, ...] | None) -> tuple[str, int]:
+    if not addr:
+        return "-", 0
+    return str(addr[0]), int(addr[1])

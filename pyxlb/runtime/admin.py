@@ -1,0 +1,92 @@
+"""Server state as the runtime API and the health checks set it, told to both
+tiers the same way.
+
+Health (UP, DOWN, MAINT) lives in the `HealthMonitor`; the runtime API adds
+drain and weights. A server takes new traffic when its health is UP, it is not
+drained and its weight is not 0 (HAProxy's srv_currently_usable). Every change,
+from a check or a command, ends in `apply()`: the l7 pools, the stats text and,
+for kernel-tier backends, the layer-4 services (their tables rebuilt and
+swapped).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyxlb.health.state import ServerState
+from pyxlb.runtime.commands import CommandError
+
+if TYPE_CHECKING:
+    from pyxlb.config.model import Config
+    from pyxlb.health.checker import HealthMonitor
+    from pyxlb.l4_services import L4Services
+    from pyxlb.l7.upstream import Upstreams
+
+
+class ServerAdmin:
+    def __init__(self, config: Config, monitor: HealthMonitor, upstreams: Upstreams,
+                 l4: L4Services | None = None) -> None:
+        self.monitor = monitor
+        self.upstreams = upstreams
+        self.l4 = l4
+        self.drained: set[tuple[str, str]] = set()
+        self.initial = {(be.name, s.name): s.weight
+                        for be in config.backends.values() for s in be.servers}
+        self.weights = dict(self.initial)
+
+    def health_up(self, backend: str, server: str) -> bool:
+        return self.monitor.state(backend, server).server_state is ServerState.UP
+
+    def usable(self, backend: str, server: str) -> bool:
+        key = (backend, server)
+        return (self.health_up(backend, server) and key not in self.drained
+                and self.weights[key] > 0)
+
+    def weight(self, backend: str, server: str) -> int:
+        return self.weights[(backend, server)]
+
+    def status(self, backend: str, server: str) -> str:
+        """The stats text: the health's, or `DRAIN` for a drained server that is up."""
+        if (backend, server) in self.drained and self.health_up(backend, server):
+            return "DRAIN"
+        return self.monitor.status_text(backend, server)
+
+    def apply(self, backend: str, server: str) -> None:
+        """Tells both tiers what `backend/server` may take now."""
+        self.upstreams.set_server_state(backend, server, self.usable(backend, server),
+                                        self.status(backend, server))
+        if self.l4 is not None and backend in self.l4.backends:
+            self.l4.update(self.usable, self.weight)
+
+    def show_status(self, backend: str, server: str) -> None:
+        """A check counter moved without a change of state."""
+        self.upstreams.set_server_status(backend, server, self.status(backend, server))
+
+    # the runtime API's changes
+
+    def set_state(self, backend: str, server: str, state: str) -> None:
+        key = (backend, server)
+        if state in ("ready", "drain"):
+            if state == "drain":
+                self.drained.add(key)
+            else:
+                self.drained.discard(key)
+            self.monitor.set_maint(backend, server, False)
+        elif state == "maint":
+            self.monitor.set_maint(backend, server, True)
+        elif state == "enable":
+            self.monitor.set_maint(backend, server, False)
+        else:
+            raise ValueError(f"unknown server state {state!r}")
+        self.apply(backend, server)
+
+    def set_weight(self, backend: str, server: str, weight: int) -> None:
+        try:
+            self.upstreams.set_weight(backend, server, weight)
+        except ValueError as exc:
+            raise CommandError(f"{exc}\n") from None
+        self.weights[(backend, server)] = weight
+        self.apply(backend, server)
+
+    def initial_weight(self, backend: str, server: str) -> int:
+        return self.initial[(backend, server)]
