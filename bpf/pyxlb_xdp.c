@@ -16,6 +16,7 @@
 
 #include "cidr_lists.h"
 #include "hook.h"
+#include "icmp.h"
 #include "flow.h"
 #include "maps.h"
 #include "nat.h"
@@ -562,6 +563,31 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
     return pyxlb_send_on(ctx, pkt, NULL, counters);
 }
 
+/* An ICMP error about a layer-4 flow (IPv4): from a backend (or a router on
+ * its way) about a packet we sent it, translated for the client; or from a
+ * client about a reply, translated for the backend. Returns the verdict, or
+ * PYXLB_NOT_L4 when it is about no flow of ours. */
+static __always_inline int pyxlb_l4_icmp(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
+                                         struct dp_counters *counters)
+{
+    struct pyxlb_quoted quoted = {};
+    struct flow_key key = {};
+    struct conn *e;
+
+    if (pkt->fragment || pyxlb_icmp_quoted(ctx, pkt, &quoted, &key))
+        return PYXLB_NOT_L4;
+    e = nat_reverse.lookup(&key);
+    if (!e) {
+        e = conntrack.lookup(&key);
+        if (!e || (e->state & PYXLB_CONN_DSR))
+            return PYXLB_NOT_L4;
+    }
+    if (pyxlb_icmp_translate(ctx, pkt, &quoted, e))
+        return PYXLB_NOT_L4;
+    counters->l4_icmp++;
+    return pyxlb_send_on(ctx, pkt, NULL, counters);
+}
+
 /* Layer-4 services, for a packet whose destination port is a service's or
  * a NAT port (`flags`): a backend's reply goes back to its client, a known
  * flow to its backend, a new one to the backend Maglev picks. Returns the
@@ -651,6 +677,12 @@ int PYXLB_ENTRY(PYXLB_CTX *ctx)
             if (verdict != PYXLB_NOT_L4)
                 return verdict;
         }
+    }
+    if (pkt.l4_proto == IPPROTO_ICMP && !pkt.ipv6) {
+        int verdict = pyxlb_l4_icmp(ctx, &pkt, counters);
+
+        if (verdict != PYXLB_NOT_L4)
+            return verdict;
     }
     pyxlb_count_traffic(&pkt, PYXLB_PKT_LEN(ctx), now_ns, counters);
     return PYXLB_PASS;

@@ -267,6 +267,7 @@ struct dp_counters {
     __u64 l4_redirected; /* sent out of another interface */
     __u64 fib_no_neigh;  /* rewritten, but the next hop's MAC is unknown: passed */
     __u64 fib_failed;    /* rewritten, but not routable here (no route, forwarding off): passed */
+    __u64 l4_icmp;       /* ICMP errors about a layer-4 flow, translated for its other end */
 };
 
 #endif

@@ -9,7 +9,7 @@ so bpf_fib_lookup answers from routes and neighbours the test chose."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP, IPOption_RR
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import (
     IPv6,
     IPv6ExtHdrDestOpt,
@@ -18,7 +18,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrRouting,
 )
 from scapy.layers.l2 import Dot1Q, Ether
-from scapy.packet import Packet
+from scapy.packet import Packet, Raw
 
 from pyxlb.datapath import cidr_lists, libbpf, services
 from pyxlb.datapath.libbpf import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
@@ -732,3 +732,69 @@ def test_the_port_of_a_flow_that_is_over_is_taken_over(xdp_in_net, ending):
     assert back["out_dport"] == 1002  # replies now go to the new flow's client
     [number] = plan.backends
     assert services.active_flows(xdp.l4, number) == 1
+
+
+# -- ICMP errors about a NAT'd flow: translated for its other end ----------------------
+
+def icmp_error(src: str, dst: str, src_mac: str, quoted: bytes, **icmp) -> Ether:
+    return (Ether(src=src_mac, dst=LB_MAC) / IP(src=src, dst=dst, id=77, ttl=61) /
+            ICMP(**icmp) / Raw(quoted))
+
+
+def with_fresh_checksums(packet: Ether) -> bytes:
+    fresh = Ether(bytes(packet))
+    del fresh[IP].chksum
+    del fresh[ICMP].chksum
+    return bytes(fresh)
+
+
+def test_a_servers_icmp_error_reaches_the_client_about_its_own_packet(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    sent = syn() / b"hello"
+    forwarded = Ether(xdp.run(bytes(sent)).data_out)
+    server = forwarded[IP].dst
+    # "Fragmentation needed" from the server, quoting what it got from us.
+    error = icmp_error(server, SNAT, SERVERS[server], bytes(forwarded[IP])[:48],
+                       type=3, code=4, nexthopmtu=1400)
+    result = xdp.run(bytes(error))
+    assert result.retval == XDP_TX
+    expected = Ether(bytes(error))
+    expected.src, expected.dst = LB_MAC, CLIENT_MAC
+    expected[IP].src, expected[IP].dst = VIP, CLIENT
+    expected[ICMP].remove_payload()
+    expected = expected / Raw(bytes(sent[IP])[:48])  # the client's own bytes, checksums too
+    assert result.data_out == with_fresh_checksums(expected)
+    assert xdp.counters()["l4_icmp"] == 1
+
+
+def test_a_clients_icmp_error_about_a_reply_reaches_the_server(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 53, SNAT, WEB.backends, proto="udp"))
+    query = client_packet(UDP(sport=5353, dport=53) / b"query")
+    server, port, nat_port = expected_nat(xdp, plan, query)
+    xdp.run(bytes(query))
+    answer = (Ether(src=SERVERS[server], dst=LB_MAC) / IP(src=server, dst=SNAT) /
+              UDP(sport=port, dport=nat_port) / b"answer")
+    delivered = Ether(xdp.run(bytes(answer)).data_out)
+    # The client's port is gone: "port unreachable", quoting the reply it got.
+    error = icmp_error(CLIENT, VIP, CLIENT_MAC, bytes(delivered[IP])[:28], type=3, code=3)
+    result = xdp.run(bytes(error))
+    assert result.retval == XDP_TX
+    out = Ether(result.data_out)
+    assert (out[IP].src, out[IP].dst, out.dst) == (SNAT, server, SERVERS[server])
+    assert bytes(out[ICMP].payload) == bytes(answer[IP])[:28]
+    assert result.data_out == with_fresh_checksums(out)
+
+
+@pytest.mark.parametrize("icmp", [
+    dict(type=3, code=1),  # an error about a flow we do not have
+    dict(type=8, code=0),  # an echo request: not an error
+], ids=["unknown-flow", "echo"])
+def test_other_icmp_passes_untouched(xdp_in_net, icmp):
+    xdp = xdp_in_net
+    serve(xdp, WEB)
+    quoted = bytes(IP(src=SNAT, dst="10.111.0.21") / TCP(sport=40001, dport=8080))[:28]
+    packet = bytes(icmp_error("10.111.0.21", SNAT, SERVERS["10.111.0.21"], quoted, **icmp))
+    assert xdp.run(packet).data_out == packet
+    assert xdp.counters()["l4_icmp"] == 0
