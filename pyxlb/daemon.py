@@ -29,7 +29,6 @@ from pyxlb.log.sender import LogSender
 
 if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
-    from pyxlb.l7.upstream import Upstreams
     from pyxlb.runtime.admin import ServerAdmin
     from pyxlb.stats.counters import StatsRegistry
 
@@ -85,12 +84,6 @@ def server_up(monitor: HealthMonitor) -> Callable[[str, str], bool]:
                                     is ServerState.UP)
 
 
-def show_health(monitor: HealthMonitor, upstreams: Upstreams) -> None:
-    """The starting status of checked servers (`UP`), instead of `no check`."""
-    for backend, name in monitor.checked():
-        upstreams.set_server_status(backend, name, monitor.status_text(backend, name))
-
-
 def rules_for(frontend, config: Config, instance: Instance | None = None):
     """The frontend's compiled http rules, or None when it has none (the
     proxy's rule-free path costs nothing per request). Stick counters in
@@ -135,7 +128,7 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     stats_socket = None
     l4_task: asyncio.Task[None] | None = None
     try:
-        show_health(monitor, upstreams)
+        admin.start()
         if l4.wanted:
             # In a thread: pyroute2's netlink calls run an event loop of their own.
             try:

@@ -34,6 +34,12 @@ class ServerAdmin:
                         for be in config.backends.values() for s in be.servers}
         self.weights = dict(self.initial)
 
+    def start(self) -> None:
+        """Tells both tiers every server's starting state: `UP` for checked
+        servers until their checks say otherwise, MAINT for `disabled` ones."""
+        for backend, server in self.initial:
+            self.apply(backend, server)
+
     def health_up(self, backend: str, server: str) -> bool:
         return self.monitor.state(backend, server).server_state is ServerState.UP
 

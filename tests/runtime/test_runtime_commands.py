@@ -45,6 +45,7 @@ backend http_back
 backend static
     balance source
     server s1 10.0.0.4:80
+    server s2 10.0.0.5:80 disabled
 """
 
 
@@ -64,8 +65,7 @@ class Process:
         self.upstreams = Upstreams(config.backends, self.registry)
         self.admin = ServerAdmin(config, self.monitor, self.upstreams)
         self.runtime = ProcessRuntime(config, self.registry, self.admin, None, None)
-        for backend, server in self.monitor.checked():
-            self.admin.show_status(backend, server)  # as the daemon shows them at start
+        self.admin.start()  # as the daemon does
 
     def session(self, level: int = ADMIN) -> CliSession:
         return CliSession(self.runtime, level)
@@ -265,3 +265,11 @@ def test_a_line_longer_than_the_buffer_ends_the_session(proc):
     session = proc.session()
     assert session.feed(b"show " + b"x" * 20000) == b""
     assert session.closed
+
+
+def test_a_disabled_server_starts_in_maintenance_and_takes_nothing(proc):
+    assert proc.row("s2", "static")["status"] == "MAINT"
+    balancer = proc.upstreams.backend("static").balancer
+    assert {balancer.pick(key=str(n).encode()).name for n in range(50)} == {"s1"}
+    assert proc.ask("enable server static/s2") == "\n"
+    assert proc.row("s2", "static")["status"] == "no check"
