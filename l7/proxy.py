@@ -157,6 +157,10 @@ class Frontend:
 PROXY, STATS, BAD, ANSWER = 0, 1, 2, 3
 
 
+# HAProxy's pause before retrying a connection that failed at once (refused).
+TURN_AROUND_S = 1.0
+
+
 class Exchange:
     """One request on a client connection, from its head to the end of its response."""
 
@@ -165,7 +169,7 @@ class Exchange:
         "pending", "pending_size", "request_done", "response_started", "response_done",
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
         "key", "backend", "server", "route", "answer", "upgrade", "early", "cookie",
-        "log", "view", "status",
+        "log", "view", "status", "retries", "redispatched",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -211,6 +215,9 @@ class Exchange:
         # status it was answered with, which they are told at the end.
         self.view: RequestView | None = None
         self.status = 0
+        # Connection attempts retried, and whether the last went to another server.
+        self.retries = 0
+        self.redispatched = False
 
 
 class _Closed(Exception):
@@ -706,19 +713,55 @@ class ClientConnection(asyncio.Protocol):
             ex.connecting = self.loop.create_task(self._connect(ex, server))
 
     async def _connect(self, ex: Exchange, server: Server) -> None:
-        try:
-            up = await server.connect(self.loop, self._local_port)
-        except (OSError, TimeoutError):
-            ex.connecting = None
-            if not self.closed and self.queue and self.queue[0] is ex:
-                self._generated(ex, 503)
-            return
+        """Connects `ex` to `server`, retrying a failed attempt as HAProxy 2.6
+        does (`retries` more, each after a 1 s turn-around unless the attempt
+        timed out; with `option redispatch` no turn-around, and the last retry
+        goes to another server); a 503 once they are spent."""
+        backend = ex.backend
+        assert backend is not None
+        while True:
+            try:
+                up = await server.connect(self.loop, self._local_port)
+                break
+            except (OSError, TimeoutError) as exc:
+                if self.closed or not self.queue or self.queue[0] is not ex:
+                    ex.connecting = None
+                    return
+                if ex.retries >= backend.retries:
+                    ex.connecting = None
+                    self._generated(ex, 503)
+                    return
+                ex.retries += 1
+                if backend.redispatch:
+                    if ex.retries == backend.retries:
+                        server = self._redispatch(ex, server)
+                elif not isinstance(exc, TimeoutError):
+                    await asyncio.sleep(TURN_AROUND_S)
+                if ex.log is not None:
+                    ex.log.retried(server, ex.redispatched)
         ex.connecting = None
         if self.closed or not self.queue or self.queue[0] is not ex or ex.response_done:
             # Nobody needs it any more; a fresh connection is still worth keeping.
             server.keep_idle(up, self.loop.time())
             return
         self._attach(ex, up)
+
+    def _redispatch(self, ex: Exchange, failed: Server) -> Server:
+        """Another server of the exchange's backend for its last retry (the
+        same one when none other is usable)."""
+        backend = ex.backend
+        assert backend is not None
+        other = backend.balancer.pick(ex.key, avoid=failed)
+        if other is None or other is failed:
+            return failed
+        backend.balancer.release(failed)
+        backend.balancer.acquire(other)
+        other.stats.requests += 1
+        ex.server = other
+        ex.redispatched = True
+        if ex.cookie is not None:
+            ex.cookie.valid = False  # the response names the server that answered
+        return other
 
     def _attach(self, ex: Exchange, up: UpstreamConnection) -> None:
         ex.upstream = up

@@ -198,6 +198,7 @@ class Backend:
 
     __slots__ = (
         "name", "servers", "balancer", "stats", "options", "tunnel_timeout", "cookie",
+        "retries", "redispatch",
     )
 
     def __init__(
@@ -206,6 +207,10 @@ class Backend:
         self.name: str = config.name
         self.stats = stats
         self.options: frozenset[str] = frozenset(getattr(config, "options", None) or ())
+        # Connection attempts after a failed one (`retries`), the last one to
+        # another server with `option redispatch`.
+        self.retries: int = getattr(config, "retries", 0)
+        self.redispatch = "redispatch" in self.options
         timeouts = getattr(config, "timeouts", None)
         connect_timeout = _seconds(getattr(timeouts, "connect", None))
         server_timeout = _seconds(getattr(timeouts, "server", None))

@@ -200,6 +200,15 @@ class RequestLog:
             self.server = server
             self.picked_at = now
 
+    def retried(self, server: Any, redispatched: bool) -> None:
+        """Another connection attempt, to `server` (another one when
+        `redispatched`): the log's retries, `+` prefixed after a redispatch."""
+        self.record.retries += 1
+        if redispatched:
+            self.record.redispatched = True
+            self.record.server = server.name
+            self.server = server
+
     def connected(self, now: float) -> None:
         """The server connection is there (fresh or from the pool)."""
         if self.picked_at is not None:

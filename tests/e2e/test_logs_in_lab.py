@@ -49,10 +49,11 @@ def test_requests_are_logged_at_their_level(lab, logging_lb, syslog):
     assert re.fullmatch(rf"<134>{HEADER}{CLIENT}web web/web1 \d+/0/\d+/\d+/\d+ 200 \d+ - - "
                         r'---- \d+/1/0/0/0 0/0 "GET /ok\?x=1 HTTP/1\.1"\n', ok), ok
 
-    # A refused server connection: a 503 at err on local0, and a copy on local1.
+    # A refused server connection: retried 3 times (a second apart, as haproxy
+    # does), then a 503 at err on local0, and a copy on local1.
     assert get(lab, "/dead") == "503"
     local0, local1 = datagrams(syslog, 2)
-    line = r'web dead/gone \d+/0/-1/-1/\d+ 503 \d+ - - SC-- \d+/1/0/0/0 0/0 "GET /dead HTTP/1\.1"\n'
+    line = r'web dead/gone \d+/0/-1/-1/\d+ 503 \d+ - - SC-- \d+/1/0/0/3 0/0 "GET /dead HTTP/1\.1"\n'
     assert re.fullmatch(rf"<131>{HEADER}{CLIENT}{line}", local0), local0
     assert local1 == "<139>" + local0[len("<131>"):]
 

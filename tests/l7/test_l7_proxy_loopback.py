@@ -25,10 +25,10 @@ from pyxlb.l7.proxy import ClientConnection
 from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
 
 
-def config(*ports: int) -> str:
+def config(*ports: int, backend_lines: str = "    retries 0\n") -> str:
     """One frontend with stats and forwardfor; a backend with a server per port,
-    named web1, web2, ..."""
-    servers = "".join(
+    named web1, web2, ... (no connection retries unless `backend_lines` says)."""
+    servers = backend_lines + "".join(
         f"    server web{i} 127.0.0.1:{port}\n" for i, port in enumerate(ports, start=1)
     )
     return f"""
@@ -244,6 +244,31 @@ def test_one_dead_server_does_not_stop_the_other(
         statuses.append(get(conn).status)
         conn.close()
     assert statuses == [200, 503, 200, 503]
+
+
+def test_a_refused_connection_is_retried_then_503(run_proxy: ProxyStarter) -> None:
+    # retries 1: one more attempt after HAProxy's 1 s turn-around, then the 503.
+    dead = free_port()
+    proxy = run_proxy(config(dead, backend_lines="    retries 1\n"))
+    raw = raw_exchange(proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                       timeout=5)
+    assert raw == error_response(503, close=True)
+
+
+def test_redispatch_sends_the_last_retry_to_another_server(
+    backends: Servers, run_proxy: ProxyStarter
+) -> None:
+    # As haproxy 2.6 answered in the lab: the refused server's request is
+    # served by the other one at once, not after turn-arounds.
+    proxy = run_proxy(config(free_port(), backends.ports["web1"],
+                             backend_lines="    retries 2\n    option redispatch\n"))
+    served = []
+    for _ in range(4):
+        conn = connect(proxy)
+        response = get(conn)
+        served.append((response.status, response.getheader("x-server")))
+        conn.close()
+    assert served == [(200, "web1")] * 4
 
 
 def test_request_lost_on_pooled_connection_is_sent_again(run_proxy: ProxyStarter) -> None:

@@ -25,7 +25,8 @@ from pyxlb.l7.responses import error_response
 
 
 def config(servers: dict[str, str], balance: str = "roundrobin", server_ms: int = 50000) -> str:
-    """``servers`` maps each server name to the rest of its line (address, options)."""
+    """``servers`` maps each server name to the rest of its line (address, options);
+    no connection retries, so that a dead server's request is one failure."""
     lines = "".join(f"    server {name} {rest}\n" for name, rest in servers.items())
     return f"""
 defaults
@@ -41,6 +42,7 @@ frontend http_front
 
 backend b
     balance {balance}
+    retries 0
 {lines}"""
 
 
