@@ -149,6 +149,24 @@ def start_backends(*names: str) -> Servers:
                    started)
 
 
+def one_server_config(port: int, defaults: str = "", server: str = "s1") -> str:
+    """Frontend `fe` on :80 to backend `be` with one server at 127.0.0.1:`port`;
+    `defaults` lines (timeouts, options) go in the defaults section."""
+    return f"""
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 50s
+    timeout server 50s
+{defaults}
+frontend fe
+    bind :80
+    default_backend be
+backend be
+    server {server} 127.0.0.1:{port}
+"""
+
+
 def free_port() -> int:
     """A port nothing listens on (closed right after the OS picked it)."""
     with socket.socket() as s:

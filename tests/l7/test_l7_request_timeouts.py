@@ -14,25 +14,13 @@ import socket
 import threading
 import time
 
-from l7_harness import ProxyStarter, Servers
+from l7_harness import ProxyStarter, Servers, one_server_config
 
 from pyxlb.l7.responses import REQUEST_TIMEOUT
 
 
 def config(port: int, timeouts: str) -> str:
-    return f"""
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-{timeouts}
-frontend fe
-    bind :80
-    default_backend be
-backend be
-    server web1 127.0.0.1:{port}
-"""
+    return one_server_config(port, timeouts, server="web1")
 
 
 def read_all(s: socket.socket) -> bytes:

@@ -8,7 +8,13 @@ import socket
 import time
 
 import pytest
-from l7_harness import ProxyStarter, RunningProxy, ScriptedServer, raw_exchange
+from l7_harness import (
+    ProxyStarter,
+    RunningProxy,
+    ScriptedServer,
+    one_server_config,
+    raw_exchange,
+)
 
 from pyxlb.l7.responses import BAD_REQUEST, error_response
 
@@ -19,20 +25,7 @@ SWITCH = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection
 
 
 def config(port: int, timeouts: str = "", options: str = "") -> str:
-    return f"""
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-{timeouts}
-{options}
-frontend fe
-    bind :80
-    default_backend be
-backend be
-    server s1 127.0.0.1:{port}
-"""
+    return one_server_config(port, timeouts + "\n" + options)
 
 
 @pytest.fixture
