@@ -732,6 +732,7 @@ class ClientConnection(asyncio.Protocol):
                     self._generated(ex, 503)
                     return
                 ex.retries += 1
+                server.stats.retries += 1
                 if backend.redispatch:
                     if ex.retries == backend.retries:
                         server = self._redispatch(ex, server)
@@ -754,6 +755,7 @@ class ClientConnection(asyncio.Protocol):
         other = backend.balancer.pick(ex.key, avoid=failed)
         if other is None or other is failed:
             return failed
+        failed.stats.redispatches += 1
         backend.balancer.release(failed)
         backend.balancer.acquire(other)
         other.stats.requests += 1

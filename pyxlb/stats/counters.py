@@ -25,7 +25,9 @@ _DOWN_STATES = frozenset({"DOWN", "MAINT"})
 
 @dataclass(slots=True, eq=False)
 class ServerStats:
-    """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it."""
+    """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it;
+    ``retries`` and ``redispatches`` its wretr and wredis (connections retried on
+    it, requests redispatched away from it)."""
 
     name: str
     sid: int
@@ -33,6 +35,8 @@ class ServerStats:
     backup: bool
     status: str = NO_CHECK
     requests: int = 0
+    retries: int = 0
+    redispatches: int = 0
 
     @property
     def is_up(self) -> bool:
@@ -53,6 +57,14 @@ class BackendStats:
             if srv.name == name:
                 return srv
         raise KeyError(f"backend {self.name!r} has no server {name!r}")
+
+    @property
+    def retries(self) -> int:
+        return sum(s.retries for s in self.servers)
+
+    @property
+    def redispatches(self) -> int:
+        return sum(s.redispatches for s in self.servers)
 
     @property
     def active_up(self) -> int:

@@ -78,7 +78,8 @@ def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
             "status": srv.status, "weight": srv.weight, "act": int(not srv.backup),
             "bck": int(srv.backup), "pid": _PID, "iid": proxy.iid, "sid": srv.sid,
             "lbtot": srv.requests, "type": TYPE_SERVER, "req_tot": srv.requests,
-            "mode": proxy.mode, "uweight": srv.weight,
+            "mode": proxy.mode, "uweight": srv.weight, "wretr": srv.retries,
+            "wredis": srv.redispatches,
         })
         for srv in be.servers
     ]
@@ -88,6 +89,7 @@ def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
         "weight": weight, "act": be.active_up, "bck": be.backup_up, "pid": _PID,
         "iid": proxy.iid, "sid": 0, "lbtot": be.lbtot, "type": TYPE_BACKEND,
         "req_tot": be.requests, "mode": proxy.mode, "uweight": weight,
+        "wretr": be.retries, "wredis": be.redispatches,
     }))
     return rows
 

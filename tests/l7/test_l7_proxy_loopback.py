@@ -269,6 +269,11 @@ def test_redispatch_sends_the_last_retry_to_another_server(
         served.append((response.status, response.getheader("x-server")))
         conn.close()
     assert served == [(200, "web1")] * 4
+    rows = stats_csv(proxy)
+    dead, backend = rows["web1"], rows["BACKEND"]  # config() names the dead one web1
+    redispatched = int(dead["wredis"])
+    assert redispatched >= 1 and int(dead["wretr"]) == 2 * redispatched
+    assert (backend["wretr"], backend["wredis"]) == (dead["wretr"], dead["wredis"])
 
 
 def test_request_lost_on_pooled_connection_is_sent_again(run_proxy: ProxyStarter) -> None:
