@@ -1044,24 +1044,25 @@ class ClientConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         """Close after what was written has been sent."""
-        if not self.closed:
-            if self._log is not None:
-                self._log_ended("C")
-            self.closed = True
-            for ex in self.queue:
-                self._drop_upstream(ex)
-            if self.transport is not None:
-                self.transport.close()
+        self._end(abort=False)
 
     def _abort(self) -> None:
-        if not self.closed:
-            if self._log is not None:
-                self._log_ended("C")
-            self.closed = True
-            for ex in self.queue:
-                self._drop_upstream(ex)
-            if self.transport is not None:
+        """Close at once, dropping what is not sent yet."""
+        self._end(abort=True)
+
+    def _end(self, abort: bool) -> None:
+        if self.closed:
+            return
+        if self._log is not None:
+            self._log_ended("C")
+        self.closed = True
+        for ex in self.queue:
+            self._drop_upstream(ex)
+        if self.transport is not None:
+            if abort:
                 self.transport.abort()
+            else:
+                self.transport.close()
 
     def _on_idle(self) -> bool:
         """``timeout client`` expired; True keeps watching."""
