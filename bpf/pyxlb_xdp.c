@@ -125,9 +125,13 @@ static __always_inline int pyxlb_tracked_port(const struct pyxlb_pkt *pkt,
     return listeners.lookup(&key) != NULL;
 }
 
+/* What pyxlb_connection_rejected answers for a SYN a rule rejects (0: let it on). */
+#define PYXLB_REJECT_SILENTLY 1  /* `silent-drop` */
+#define PYXLB_REJECT_WITH_RST 2  /* `reject`: HAProxy's closing socket sends one RST */
+
 /* A connection attempt: counted in src_track where the config tracks at
  * `tcp-request connection`, then checked against the reject rules. Returns
- * whether to drop it. Only SYNs come here, so established flows never touch
+ * 0, or how to reject it. Only SYNs come here, so established flows never touch
  * src_track. */
 static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
                                                      const struct port_info *port,
@@ -172,7 +176,7 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
         counters->conn_rate_rejected++;
     else
         counters->http_err_rate_rejected++;
-    return 1;
+    return params->reject_with_rst ? PYXLB_REJECT_WITH_RST : PYXLB_REJECT_SILENTLY;
 }
 
 static __always_inline void pyxlb_l4_add(struct l4_stats *stats, int reply, __u64 bytes)
@@ -657,16 +661,14 @@ int PYXLB_ENTRY(PYXLB_CTX *ctx)
         /* The clock is read for connection attempts only: it costs about as
          * much as the rest of a packet's path. */
         now_ns = bpf_ktime_get_ns();
-        if (pyxlb_connection_rejected(&pkt, port, now_ns, counters)) {
-            __u32 zero = 0;
-            struct dp_params *params = dp_params.lookup(&zero);
+        int rejected = pyxlb_connection_rejected(&pkt, port, now_ns, counters);
 
-            if (params && params->reject_with_rst) {
-                counters->rst_sent++;
-                return pyxlb_answer_rst(ctx, &pkt);
-            }
-            return PYXLB_DROP;
+        if (rejected == PYXLB_REJECT_WITH_RST) {
+            counters->rst_sent++;
+            return pyxlb_answer_rst(ctx, &pkt);
         }
+        if (rejected == PYXLB_REJECT_SILENTLY)
+            return PYXLB_DROP;
     }
     if (port) {
         __u8 flags = pkt.l4_proto == IPPROTO_TCP ? port->tcp : port->udp;
