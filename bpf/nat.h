@@ -10,9 +10,10 @@
 #include "hook.h"
 #include "parsing.h"
 #include "structs.h"
+#include "tcp_ts.h"
 
 static __always_inline int pyxlb_nat_rewrite_l4(void *l4, void *data_end, __u8 proto,
-                                                const struct conn *out, __u64 delta)
+                                                const struct conn *out, int reply, __u64 delta)
 {
     __be16 sport = bpf_htons(out->out_sport);
     __be16 dport = bpf_htons(out->out_dport);
@@ -23,6 +24,8 @@ static __always_inline int pyxlb_nat_rewrite_l4(void *l4, void *data_end, __u8 p
         if ((void *)(tcp + 1) > data_end)
             return -1;
         delta += pyxlb_csum_delta16(tcp->source, sport) + pyxlb_csum_delta16(tcp->dest, dport);
+        if (out->ts_shift)
+            delta += pyxlb_tcp_ts_shift(tcp, data_end, out->ts_shift, reply);
         tcp->check = pyxlb_csum_update(tcp->check, delta);
         tcp->source = sport;
         tcp->dest = dport;
@@ -50,10 +53,12 @@ static __always_inline int pyxlb_nat_rewrite_l4(void *l4, void *data_end, __u8 p
     return -1;
 }
 
-/* Rewrites the packet's addresses and ports to `out`'s. Returns 0, or -1
- * when its headers are not all there (the packet is then unchanged). */
+/* Rewrites the packet's addresses and ports to `out`'s, and its TCP
+ * timestamps by `out`'s shift (`reply`: the backend's answer, whose TSecr
+ * is shifted back). Returns 0, or -1 when its headers are not all there
+ * (the packet is then unchanged). */
 static __always_inline int pyxlb_nat_rewrite(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt,
-                                             const struct conn *out)
+                                             const struct conn *out, int reply)
 {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
@@ -90,7 +95,7 @@ static __always_inline int pyxlb_nat_rewrite(PYXLB_CTX *ctx, const struct pyxlb_
         ip->saddr = src;
         ip->daddr = dst;
     }
-    return pyxlb_nat_rewrite_l4(l4, data_end, pkt->l4_proto, out, delta);
+    return pyxlb_nat_rewrite_l4(l4, data_end, pkt->l4_proto, out, reply, delta);
 }
 
 /* Notes a packet of the flow in its entry: when (written only when the

@@ -284,7 +284,7 @@ static __always_inline int pyxlb_l4_send(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
     pyxlb_conn_touch(conn, pkt);
     if (conn->state & PYXLB_CONN_DSR)
         via = conn->out_dst_addr;
-    else if (pyxlb_nat_rewrite(ctx, pkt, conn))
+    else if (pyxlb_nat_rewrite(ctx, pkt, conn, reply))
         return PYXLB_NOT_L4;
     pyxlb_l4_count(conn->service, conn->backend, reply, PYXLB_PKT_LEN(ctx));
     if (reply)
@@ -429,11 +429,11 @@ static __always_inline int pyxlb_nat_port_free(struct conn *held, __u16 port, __
 
 /* Claims a NAT source port for a new flow among a few tried from a place
  * the flow's hash gives, in the configured range: a free one first; else
- * one whose flow is over. Taking those last matters: the server may still
- * hold the old connection in TIME_WAIT, and the client's TCP timestamps,
- * random per connection, fail its PAWS check half the time (the SYN then
- * waits for a retransmission). Fills in the reverse entry's key and returns
- * 0, or -1 when all were taken. */
+ * one whose flow is over. Those go last: the server may still hold the old
+ * connection in TIME_WAIT, and takes the new SYN only because its TSval
+ * reads newer (tcp_ts.h); a client without timestamps leaves that to its
+ * sequence number, newer half the time. Fills in the reverse entry's key and
+ * returns 0, or -1 when all were taken. */
 static __always_inline int pyxlb_claim_nat_port(struct flow_key *reply_key, struct conn *reply,
                                                 __u32 hash, struct flow_key *old_key)
 {
@@ -486,6 +486,25 @@ static __always_inline int pyxlb_l4_new_dsr_flow(PYXLB_CTX *ctx, struct pyxlb_pk
     pyxlb_l4_count(forward->service, forward->backend, 0, PYXLB_PKT_LEN(ctx));
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, backend->addr, counters);
+}
+
+/* A new full-NAT flow's timestamp shift (tcp_ts.h), from its SYN: the
+ * backend sees TSvals on the balancer's clock. */
+static __always_inline void pyxlb_new_flow_ts_shift(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt,
+                                                    struct conn *forward, struct conn *reply)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct tcphdr *tcp = data + (pkt->l4_off & PYXLB_L4_OFF_MASK);
+    __u32 tsval;
+
+    if ((void *)(tcp + 1) > data_end)
+        return;
+    tsval = pyxlb_tcp_tsval(tcp, data_end);
+    if (!tsval)
+        return;
+    forward->ts_shift = pyxlb_ts_clock() - tsval;
+    reply->ts_shift = -forward->ts_shift;
 }
 
 /* A new flow to a service, if `key`'s destination is one: picks its backend,
@@ -550,6 +569,8 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
     __builtin_memcpy(reply_key->dst_addr, svc->snat_addr, 16);
     reply_key->sport = backend->port;
     reply_key->proto = key->proto;
+    if (pkt->l4_proto == IPPROTO_TCP)
+        pyxlb_new_flow_ts_shift(ctx, pkt, forward, reply);
     if (pyxlb_claim_nat_port(reply_key, reply, hash, &scratch->old_key)) {
         counters->l4_no_nat_port++;
         pyxlb_l4_count_flow(svc->id, number, 1);
@@ -560,7 +581,7 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
 
     counters->l4_new_flows++;
     pyxlb_l4_count_flow(forward->service, number, 0);
-    if (pyxlb_nat_rewrite(ctx, pkt, forward))
+    if (pyxlb_nat_rewrite(ctx, pkt, forward, 0))
         return PYXLB_PASS;
     pyxlb_l4_count(forward->service, number, 0, PYXLB_PKT_LEN(ctx));
     counters->l4_forwarded++;

@@ -201,6 +201,9 @@ struct conn {
     __u32 service;
     __u8 state;          /* PYXLB_CONN_*: what went this way */
     __u8 __pad[3];
+    __u32 ts_shift;      /* TCP timestamps (tcp_ts.h): added to the client's TSval
+                          * (forward entry), to the backend's TSecr (reply entry,
+                          * as its negation); 0: left alone */
     __u64 last_seen_ns;  /* bpf_ktime_get_coarse_ns() of the latest packet */
 };
 

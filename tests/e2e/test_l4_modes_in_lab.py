@@ -136,3 +136,45 @@ def test_leastconn_in_the_kernel_counts_each_flow_open_and_closed(lab, l4_modes)
               for f in shown("backend_flows") if f["key"] in numbers}
     # Each server opened 2 flows and saw both close (the client's FIN).
     assert sorted(counts.values()) == [(2, 2)] * 3
+
+
+# Prints the TSval of each SYN to PORT that reaches this namespace, COUNT of them.
+SYN_TSVALS = """
+import socket, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+sniffer.settimeout(10)
+print("ready", flush=True)
+while count:
+    ip = sniffer.recv(2048)[14:]
+    tcp = ip[(ip[0] & 15) * 4:]
+    if ip[9] != 6 or int.from_bytes(tcp[2:4], "big") != port or tcp[13] & 0x12 != 0x02:
+        continue
+    options, at = tcp[20:(tcp[12] >> 4) * 4], 0
+    while at < len(options) and options[at] not in (0, 8):
+        at += 1 if options[at] == 1 else options[at + 1]
+    if at < len(options) and options[at] == 8:
+        print(int.from_bytes(options[at + 2:at + 6], "big"), flush=True)
+        count -= 1
+"""
+
+
+def test_full_nat_servers_see_timestamps_on_the_balancers_clock(lab, l4_modes):
+    """Clients start each connection's TCP timestamps at a random offset; a
+    server that holds a NAT port in TIME_WAIT takes a new SYN on it only with
+    a newer TSval. So the SYNs a server gets through full NAT read newer each
+    time (serial arithmetic), whichever client connection they come from."""
+    count = 8
+    sniffer = lab.exec("web1", [lab.python, "-c", SYN_TSVALS, str(WHO_PORT), str(count)],
+                       stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert sniffer.stdout is not None and sniffer.stdout.readline() == "ready\n"
+        servers, _ = who(ask(lab, lab.topo.addr("lb"), "tcp", count=3 * count))
+        assert servers.count("web1") == count
+        tsvals = [int(line) for line in sniffer.stdout.read().split()]
+    finally:
+        sniffer.kill()
+        sniffer.wait()
+    assert len(tsvals) == count
+    steps = [(b - a) % 2**32 for a, b in zip(tsvals, tsvals[1:])]
+    assert all(0 < step < 2**31 for step in steps), tsvals
