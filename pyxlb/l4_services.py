@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -204,6 +205,10 @@ class L4Services:
             next_sweep = time.monotonic() + SWEEP_INTERVAL_S
             if self.maps is not None:
                 swept = await asyncio.to_thread(services.sweep, self.maps, self.timeouts)
+                if swept.evicted:
+                    print(f"pyxlb: [WARNING] the flow table was full: "
+                          f"{sum(swept.evicted.values())} flows were forgotten",
+                          file=sys.stderr)
                 if monitor is not None:
                     self.report_unanswered(monitor, swept.unanswered)
             warm_neighbours(self.servers)

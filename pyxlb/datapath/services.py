@@ -524,6 +524,9 @@ class SweepResult:
     # backend number -> SYNs it left unanswered past the connect timeout
     # (those flows are among `flows`): `observe layer4`'s missing answers.
     unanswered: dict[int, int] = field(default_factory=dict)
+    # backend number -> flows it still counted that conntrack had evicted
+    # (a full table): taken off its count, as swept.
+    evicted: dict[int, int] = field(default_factory=dict)
 
 
 # Linux's clock id; Python names it from 3.13 only.
@@ -563,7 +566,9 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
     flows = orphans = 0
     unanswered: dict[int, int] = {}
     swept: dict[int, int] = {}
+    live: dict[int, int] = {}  # backend number -> flows kept, not counted closed
     paired: set[bytes] = set()
+    counted_before = _flow_counts(maps)
     for key, conn in list(conntrack.items()):
         rkey = reply_key(key_type, conn, key.proto)
         reply = reverse.lookup(rkey)
@@ -576,6 +581,8 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
         elif not _idle(last, timeout, now):
             if reply is not None:
                 paired.add(bytes(rkey))
+            if not conn.state & CONN_CLOSED:
+                live[conn.backend] = live.get(conn.backend, 0) + 1
             continue
         libbpf.map_delete(conntrack.fd, key)
         if reply is not None:
@@ -594,8 +601,43 @@ def sweep(maps: L4Maps, timeouts: Timeouts | Mapping[int, Timeouts] = Timeouts()
         if _idle(reply.last_seen_ns, timeout, now):
             libbpf.map_delete(reverse.fd, rkey)
             orphans += 1
+    evicted = _evicted(maps, counted_before, live, swept)
+    for number, count in evicted.items():
+        swept[number] = swept.get(number, 0) + count
     _count_swept(maps, swept)
-    return SweepResult(flows, orphans, unanswered)
+    return SweepResult(flows, orphans, unanswered, evicted)
+
+
+def _flow_counts(maps: L4Maps) -> dict[int, tuple[int, int]]:
+    """backend number -> (opened, closed) for the backends with flows, read at once."""
+    table = maps["backend_flows"]
+    count = table.max_entries
+    keys = (ctypes.c_uint32 * count)()
+    values = (table.layout.value_type * count)()
+    return {keys[i]: (values[i].opened, values[i].closed)
+            for i in range(libbpf.map_lookup_batch(table.fd, keys, values))
+            if values[i].opened}
+
+
+def _evicted(maps: L4Maps, before: Mapping[int, tuple[int, int]], live: Mapping[int, int],
+             swept_now: Mapping[int, int]) -> dict[int, int]:
+    """The flows each backend still counts that conntrack no longer holds: the
+    LRU evicted them (a full table), unseen by the kernel's count and the
+    sweep. A backend cannot have more flows than the sweep saw kept plus those
+    opened while it looked; only the excess is taken off, so a flow is never
+    uncounted while it lives, whatever raced with the sweep."""
+    after = _flow_counts(maps)
+    swept_table = maps["backend_swept"]
+    evicted = {}
+    for number, (opened, closed) in after.items():
+        swept = swept_table.lookup(ctypes.c_uint32(number))
+        counted = opened - closed - (swept.value if swept is not None else 0)
+        counted -= swept_now.get(number, 0)
+        opened_meanwhile = opened - before.get(number, (0, 0))[0]
+        excess = counted - live.get(number, 0) - opened_meanwhile
+        if excess > 0:
+            evicted[number] = excess
+    return evicted
 
 
 def active_flows(maps: L4Maps, number: int) -> int:

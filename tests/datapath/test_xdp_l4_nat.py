@@ -633,6 +633,24 @@ def test_swept_flows_leave_the_count(xdp_in_net):
     assert services.active_flows(xdp.l4, number) == 0  # the idle one, swept, not twice
 
 
+def test_flows_the_lru_evicted_leave_the_count_at_the_next_sweep(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP, 80, SNAT, WEB.backends[:1], algorithm="leastconn"))
+    for sport in (7000, 7001, 7002):
+        xdp.run(bytes(syn(sport)))
+    close(xdp, 7001)
+    [number] = plan.backends
+    assert services.active_flows(xdp.l4, number) == 2
+    # What a full LRU does: the entry goes, the kernel's count does not know.
+    [evicted] = [k for k, _ in xdp.maps["conntrack"].items() if k.sport == 7000]
+    libbpf.map_delete(xdp.maps["conntrack"].fd, evicted)
+    result = services.sweep(xdp.l4)
+    assert (result.flows, result.evicted) == (0, {number: 1})
+    assert services.active_flows(xdp.l4, number) == 1
+    assert services.sweep(xdp.l4).evicted == {}  # taken off once
+    assert services.active_flows(xdp.l4, number) == 1
+
+
 # -- a NAT port whose flow is over is taken at once, not after the sweep ---------------
 
 def test_a_live_flow_keeps_its_nat_port(xdp_in_net):
