@@ -588,7 +588,7 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
     return pyxlb_send_on(ctx, pkt, NULL, counters);
 }
 
-/* An ICMP error about a layer-4 flow (IPv4): from a backend (or a router on
+/* An ICMP error about a layer-4 flow: from a backend (or a router on
  * its way) about a packet we sent it, translated for the client; or from a
  * client about a reply, translated for the backend. Returns the verdict, or
  * PYXLB_NOT_L4 when it is about no flow of ours. */
@@ -701,7 +701,7 @@ int PYXLB_ENTRY(PYXLB_CTX *ctx)
                 return verdict;
         }
     }
-    if (pkt.l4_proto == IPPROTO_ICMP && !pkt.ipv6) {
+    if (pkt.l4_proto == (pkt.ipv6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP)) {
         int verdict = pyxlb_l4_icmp(ctx, &pkt, counters);
 
         if (verdict != PYXLB_NOT_L4)

@@ -35,6 +35,11 @@ from l4_packets import (
 )
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6PacketTooBig,
+    ICMPv6ParamProblem,
+    ICMPv6TimeExceeded,
     IPv6,
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
@@ -738,6 +743,72 @@ def test_a_clients_icmp_error_about_a_reply_reaches_the_server(xdp_in_net):
     assert (out[IP].src, out[IP].dst, out.dst) == (SNAT, server, SERVERS[server])
     assert bytes(out[ICMP].payload) == bytes(answer[IP])[:28]
     assert result.data_out == with_fresh_checksums(out)
+
+
+def icmp6_error(src: str, dst: str, src_mac: str, quoted: bytes, error: Packet) -> Ether:
+    return (Ether(src=src_mac, dst=LB_MAC) / IPv6(src=src, dst=dst, hlim=61) / error /
+            Raw(quoted))
+
+
+def with_fresh_icmp6_checksum(packet: Ether) -> bytes:
+    fresh = Ether(bytes(packet))
+    del fresh[IPv6].payload.cksum
+    return bytes(fresh)
+
+
+V6_WEB = Service(VIP6, 443, SNAT6, (Backend("fd00:111::21", 8443),))
+
+
+@pytest.mark.parametrize("error", [
+    ICMPv6PacketTooBig(mtu=1280), ICMPv6DestUnreach(code=1), ICMPv6TimeExceeded(),
+    ICMPv6ParamProblem(ptr=6)], ids=["too-big", "unreachable", "time-exceeded", "param"])
+def test_a_servers_icmpv6_error_reaches_the_client_about_its_own_packet(xdp_in_net, error):
+    xdp = xdp_in_net
+    serve(xdp, V6_WEB)
+    sent = client_packet(TCP(sport=41000, dport=443, flags="S", seq=1000) / b"hello",
+                         CLIENT6, VIP6)
+    forwarded = Ether(xdp.run(bytes(sent)).data_out)
+    server = forwarded[IPv6].dst
+    error = icmp6_error(server, SNAT6, SERVERS[server], bytes(forwarded[IPv6])[:72], error)
+    result = xdp.run(bytes(error))
+    assert result.retval == XDP_TX
+    expected = Ether(bytes(error))
+    expected.src, expected.dst = LB_MAC, CLIENT_MAC
+    expected[IPv6].src, expected[IPv6].dst = VIP6, CLIENT6
+    expected[IPv6].payload.remove_payload()
+    expected = expected / Raw(bytes(sent[IPv6])[:72])  # the client's own bytes
+    assert result.data_out == with_fresh_icmp6_checksum(expected)
+    assert xdp.counters()["l4_icmp"] == 1
+
+
+def test_a_clients_icmpv6_error_about_a_reply_reaches_the_server(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, Service(VIP6, 53, SNAT6, V6_WEB.backends, proto="udp"))
+    query = client_packet(UDP(sport=5353, dport=53) / b"query", CLIENT6, VIP6)
+    server, port, nat_port = expected_nat(xdp, plan, query)
+    xdp.run(bytes(query))
+    answer = (Ether(src=SERVERS[server], dst=LB_MAC) / IPv6(src=server, dst=SNAT6) /
+              UDP(sport=port, dport=nat_port) / b"answer")
+    delivered = Ether(xdp.run(bytes(answer)).data_out)
+    error = icmp6_error(CLIENT6, VIP6, CLIENT_MAC, bytes(delivered[IPv6])[:48],
+                        ICMPv6DestUnreach(code=4))
+    result = xdp.run(bytes(error))
+    assert result.retval == XDP_TX
+    out = Ether(result.data_out)
+    assert (out[IPv6].src, out[IPv6].dst, out.dst) == (SNAT6, server, SERVERS[server])
+    assert bytes(out[ICMPv6DestUnreach].payload) == bytes(answer[IPv6])[:48]
+    assert result.data_out == with_fresh_icmp6_checksum(out)
+
+
+def test_icmpv6_that_is_no_error_about_a_flow_passes_untouched(xdp_in_net):
+    xdp = xdp_in_net
+    serve(xdp, V6_WEB)
+    quoted = bytes(IPv6(src=SNAT6, dst="fd00:111::21") / TCP(sport=40001, dport=8443))[:48]
+    for error in (ICMPv6DestUnreach(code=1), ICMPv6EchoRequest()):
+        packet = bytes(icmp6_error("fd00:111::21", SNAT6, SERVERS["fd00:111::21"], quoted,
+                                   error))
+        assert xdp.run(packet).data_out == packet
+    assert xdp.counters()["l4_icmp"] == 0
 
 
 @pytest.mark.parametrize("icmp", [
