@@ -8,7 +8,10 @@ the client namespace. In one run:
   layer 4   straight to the servers (the ceiling), through pyxlb's kernel
             service (tcp-nat.cfg: full NAT in XDP) and through HAProxy `mode tcp`
             on the same file: keep-alive requests/s, new connections/s
-            (`Connection: close`) and 1 MiB keep-alive bytes/s.
+            (`Connection: close`) and 1 MiB keep-alive bytes/s. Also "routed":
+            straight to the servers but forwarded by the balancer namespace's
+            kernel (no XDP), the cheapest crossing of the hop pyxlb adds
+            (benchlab/routed.py); its rows say what the namespace forwarded.
   layer 7   pyxlb's l7 tier and HAProxy `mode http` (basic.cfg): keep-alive and
             `Connection: close` requests/s, p50/p99 latency.
   flood     conn-rate-limit.cfg: a legitimate client's keep-alive goodput while
@@ -21,8 +24,10 @@ nginx's port, no `global` section). CPU: user+system seconds of the balancer's
 processes (psutil), and the machine's softirq seconds (/proc/stat), where the
 kernel's packet work and XDP are accounted (sampled at each tick on kernels
 without CONFIG_IRQ_TIME_ACCOUNTING); a balancer's softirq cost is what it adds
-per request to the no-balancer run's. "CPU/req" = process + that extra. The
-machine is shared: --repeat N shows the median of N runs and their spread.
+per request to the no-balancer run's. "CPU/req" = process + that extra. Beside
+each row: TCP's retransmitted and out-of-order segments in the client, balancer
+and server namespaces. The machine is shared: --repeat N shows the median of N
+runs and their spread.
 
     sudo .venv/bin/python tools/bench_lab.py            # 10 s per measurement
     sudo .venv/bin/python tools/bench_lab.py --quick    # 3 s per measurement
@@ -48,9 +53,11 @@ from pathlib import Path
 from benchlab.configs import bench_config
 from benchlab.cpu import CpuMeter, CpuUse, tree_cpu_seconds
 from benchlab.haproxy import HaproxyInLab
+from benchlab.netstat import read_counters, tcp_counters, tcp_note
 from benchlab.netwait import wait_listening
 from benchlab.nginx import BULK, SMALL, NginxBackends
 from benchlab.profile import summarise
+from benchlab.routed import hop_note, routed_via
 from benchlab.wrk import WrkError, WrkResult, combine, finish_wrk, start_wrk, wrk_argv
 
 from pyxlb.datapath.instance import Instance
@@ -63,6 +70,9 @@ L4_PORT = 8080  # tcp-nat.cfg's web_l4
 L7_PORT = 80
 FLOOD_RATE = 5000  # connection attempts/s from the flooding source
 FLOOD = Path(__file__).resolve().parent / "benchlab" / "flood.py"
+# Every TCP endpoint of a run (wrk, the balancer, nginx): their retransmissions
+# and reordering are told beside each row.
+TCP_ROLES = ("client", "lb", "web1", "web2")
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ LEGIT = Load("legit keep-alive", SMALL, 4, threads=1)  # 4 conns: under conn_rat
 class Row:
     section: str
     load: str
-    who: str  # "direct", "pyxlb" or "haproxy"
+    who: str  # "direct", "routed", "pyxlb" or "haproxy"
     wrk: WrkResult | None  # None: wrk could not run, `note` says why
     cpu: CpuUse
     note: str = ""
@@ -209,8 +219,10 @@ def measured(section: str, who: str, lab: Lab, urls: list[str], load: Load, pids
     """A row of the table: of `repeat` runs, the one with the median throughput (the
     machine is shared, so single runs wander); a run wrk could not make counts as
     the lowest, and a row of only such runs says why. `settle`: seconds to wait
-    before each run."""
+    before each run. The note tells TCP's retransmissions and reordering over the
+    runs, at both ends and in the balancer."""
     runs: list[Row] = []
+    tcp_before = tcp_counters(lab, TCP_ROLES)
     for _ in range(repeat):
         time.sleep(settle)
         try:
@@ -222,9 +234,12 @@ def measured(section: str, who: str, lab: Lab, urls: list[str], load: Load, pids
         runs.append(Row(section, load.name, who, res, cpu))
     runs.sort(key=lambda r: -1.0 if r.wrk is None else r.wrk.rps)
     row = runs[len(runs) // 2]
+    notes = [row.note, tcp_note(tcp_before, tcp_counters(lab, TCP_ROLES))]
     if repeat > 1:
+        notes[-1] += f" over {repeat} runs"
         spread = " ".join(f"{r.wrk.rps:.0f}" if r.wrk else "failed" for r in runs)
-        row.note = "; ".join(filter(None, [row.note, f"median of {repeat} runs, req/s: {spread}"]))
+        notes.append(f"median of {repeat} runs, req/s: {spread}")
+    row.note = "; ".join(filter(None, notes))
     return row
 
 
@@ -238,6 +253,25 @@ def bench_ceiling(lab: Lab, nginx: NginxBackends, seconds: float, repeat: int) -
     deliver, layer 4 or 7."""
     return [measured("none", "direct", lab, nginx.urls(load.path), load, [], seconds, repeat)
             for load in L4_LOADS]
+
+
+def bench_routed(lab: Lab, nginx: NginxBackends, seconds: float, repeat: int) -> list[Row]:
+    """The ceiling's loads, forwarded by the balancer namespace's kernel on the way
+    there and back; before any balancer, so no XDP program is on its interface."""
+    rows = []
+    with routed_via(lab, "lb", "client", nginx.roles):
+        for load in L4_LOADS:
+            before = read_counters(lab, "lb")
+            row = measured("none", "routed", lab, nginx.urls(load.path), load, [], seconds,
+                           repeat)
+            # Per request only for a single run: `measured` keeps only the median's count.
+            requests = row.wrk.requests if row.wrk and repeat == 1 else None
+            hop = hop_note("lb", before, read_counters(lab, "lb"), requests)
+            if repeat > 1:
+                hop += f" over {repeat} runs"
+            row.note = "; ".join(filter(None, [hop, row.note]))
+            rows.append(row)
+    return rows
 
 
 def bench_l4(lab: Lab, workdir: Path, seconds: float, repeat: int) -> list[Row]:
@@ -334,10 +368,11 @@ def _num(v: float | None, width: int, digits: int = 1) -> str:
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.{digits}f}"
 
 
-def ceiling_of(rows: list[Row], row: Row) -> Row | None:
-    if row.who == "direct" or row.section == "flood":
+def ceiling_of(rows: list[Row], row: Row, who: str = "direct") -> Row | None:
+    """The reference row of `who` ("direct" or "routed") for `row`'s load."""
+    if row.who == who or row.section == "flood":
         return None
-    return next((r for r in rows if r.who == "direct" and r.load == row.load), None)
+    return next((r for r in rows if r.who == who and r.load == row.load), None)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -373,17 +408,19 @@ def _tput(r: Row | None) -> float | None:
 
 def print_ratios(rows: list[Row]) -> None:
     by = {(r.section, r.load, r.who): r for r in rows}
-    print("\nratios (throughput: req/s, bytes/s for 1MiB; p99; CPU: CPU µs/req)")
-    print(f"{'test':<6}{'load':<17}{'pyxlb/ceil':>11}{'hap/ceil':>10}{'pyxlb/hap':>10}"
-          f"{'p99 p/h':>9}{'CPU p/h':>9}")
-    for section, load in dict.fromkeys((r.section, r.load) for r in rows if r.who != "direct"):
+    print("\nratios (throughput: req/s, bytes/s for 1MiB; p99; CPU: CPU µs/req; "
+          "routed: no balancer, through its namespace)")
+    print(f"{'test':<6}{'load':<17}{'pyxlb/ceil':>11}{'pyxlb/routed':>13}{'routed/ceil':>12}"
+          f"{'hap/ceil':>10}{'pyxlb/hap':>10}{'p99 p/h':>9}{'CPU p/h':>9}")
+    for section, load in dict.fromkeys((r.section, r.load) for r in rows if r.section != "none"):
         p, h = by.get((section, load, "pyxlb")), by.get((section, load, "haproxy"))
         if p is None or h is None:
             continue
-        ceil = ceiling_of(rows, p)
+        ceil, routed = ceiling_of(rows, p), ceiling_of(rows, p, "routed")
         p99 = ratio(p.wrk.p99_s if p.wrk else None, h.wrk.p99_s if h.wrk else None)
         cpu = ratio(cpu_per_req_us(p, ceil)[1], cpu_per_req_us(h, ceil)[1])
         print(f"{section:<6}{load:<17}{ratio(_tput(p), _tput(ceil)):>11}"
+              f"{ratio(_tput(p), _tput(routed)):>13}{ratio(_tput(routed), _tput(ceil)):>12}"
               f"{ratio(_tput(h), _tput(ceil)):>10}{ratio(_tput(p), _tput(h)):>10}"
               f"{p99:>9}{cpu:>9}")
     for who in ("pyxlb", "haproxy"):
@@ -481,6 +518,7 @@ def main() -> None:
             if "l4" in parts or "l7" in parts:
                 rows += bench_ceiling(lab, nginx, seconds, args.repeat)
             if "l4" in parts:
+                rows += bench_routed(lab, nginx, seconds, args.repeat)
                 rows += bench_l4(lab, workdir, seconds, args.repeat)
             if "l7" in parts:
                 rows += bench_l7(lab, workdir, seconds, args.repeat)
