@@ -29,14 +29,33 @@ What HAProxy does, as observed in the lab (``haproxy -db`` against scripted serv
   Cacheable: a status of RFC 7231's list, no ``private``/``no-cache``/
   ``no-store``/``max-age=0`` directive, and freshness (``max-age``, ``s-maxage``,
   Expires) or a validator (ETag, Last-Modified).
+* Every ``NAME`` cookie counts, in order, until one names a server that is up
+  (``SRV=zz; SRV=b`` goes to b). ``prefix``: a value without ``~`` is all server id.
 
-Not served: ``maxidle``/``maxlife`` (dates in the cookie value).
+Dates (``maxidle``/``maxlife``, HAProxy's http_manage_client_side_cookies): outside
+``prefix`` mode a value may carry ``VALUE|LAST|FIRST``, each date the Unix time
+divided by 4 in 5 characters of base64 (``s30tob64``), read when it decodes above 0.
+A first date more than ``maxlife`` seconds old (``O``), or a last date more than
+``maxidle`` old (``E``), or either more than a day ahead, makes the cookie ignored:
+the request is balanced again. An inserted cookie carries ``|LAST`` (now + 3, over
+4: so the next second's request does not refresh it) whenever either is set, and
+``|FIRST`` (the cookie's own first date, else now's) with ``maxlife``. A valid
+cookie is set again (``U``) when its last date is in the past, when ``maxlife`` is
+set and it has no first date, or when it has one and ``maxlife`` is not set.
+
+The log's cookie flags (HAProxy's %tsc third and fourth characters, ``-`` for a
+passive cookie, without insert, rewrite or prefix): ``seen`` is
+``N`` (no cookie), ``I`` (names no server), ``D`` (names servers that are down),
+``V`` (valid), ``E`` (idle too long), ``O`` (too old); ``sent`` is ``N``
+(nothing), ``P`` (the server's cookie passed), ``R`` (rewritten), ``D`` (removed),
+``I`` (inserted), ``U`` (the valid cookie's dates updated).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 S = TypeVar("S")
@@ -44,43 +63,115 @@ S = TypeVar("S")
 CACHEABLE_STATUS = frozenset({200, 203, 204, 206, 300, 301, 404, 405, 410, 414, 501})
 """Statuses HAProxy (http_wait_for_response) treats as cacheable by default."""
 
+FUTURE_S = 86400
+"""A cookie date further ahead than this is ignored, as HAProxy does."""
+
 _COOKIE = b"cookie: "
 _SET_COOKIE = b"set-cookie: "
 _PRIVATE = b"cache-control: private\r\n"
 _CRLF = b"\r\n"
 _NOT_CACHEABLE = frozenset({b"private", b"no-cache", b"no-store", b"max-age=0", b"s-maxage=0"})
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64_VALUE = {c: i for i, c in enumerate(_BASE64)}
+
+
+def s30tob64(value: int) -> bytes:
+    """The low 30 bits of ``value`` in 5 base64 characters, most significant first
+    (HAProxy's s30tob64)."""
+    return bytes(_BASE64[(value >> shift) & 0x3F] for shift in (24, 18, 12, 6, 0))
+
+
+def b64tos30(text: bytes) -> int:
+    """The value of 5 characters written by ``s30tob64``; -1 if one is not base64."""
+    value = 0
+    for c in text[:5]:
+        digit = _BASE64_VALUE.get(c)
+        if digit is None:
+            return -1
+        value = (value << 6) + digit
+    return value
+
+
+@dataclass(slots=True, eq=False)
+class _Look:
+    """One ``NAME`` cookie of a request: the servers its value names (none: unknown
+    or empty), ``E``/``O`` when its dates made it ignored, and the request's dates
+    once it was read (HAProxy keeps them across the request's cookies)."""
+
+    servers: tuple[Any, ...]
+    ignored: str
+    last: int
+    first: int
 
 
 @dataclass(slots=True)
 class CookieRequest(Generic[S]):
-    """What a request's cookie said: the server it names (None: none or unknown),
-    and, once the proxy has chosen, whether the request went there (``valid``)."""
+    """What a request's cookies said, and, once the proxy has chosen (``pick``), the
+    server they took it to (``valid``: HAProxy's direct access), with the log's
+    flags (``seen``, ``sent``) and the cookie's dates (Unix seconds, 0: none)."""
 
     server: S | None
     method: bytes
     valid: bool = False
+    looks: list[_Look] = field(default_factory=list)
+    seen: str = "N"
+    sent: str = "N"
+    last: int = 0
+    first: int = 0
+
+    def pick(self, is_up: Callable[[S], bool]) -> S | None:
+        """The first server that is up among those the cookies name, in order: the
+        request goes there. Sets ``seen`` and the dates the response works from."""
+        looks = self.looks
+        if not looks:
+            return None
+        for look in looks:
+            if look.ignored:
+                self.seen = look.ignored
+                continue
+            if not look.servers:
+                if self.seen not in "DEO":
+                    self.seen = "I"
+                continue
+            for server in look.servers:
+                if is_up(server):
+                    self.seen = "V"
+                    self.server = server
+                    self.valid = True
+                    self.last, self.first = look.last, look.first
+                    return server
+            self.seen = "D"
+        look = looks[-1]
+        self.last, self.first = look.last, look.first
+        return None
 
 
 class CookiePersistence(Generic[S]):
     """One backend's cookie persistence. ``servers`` are (cookie value or None,
-    server) pairs, in declaration order."""
+    server) pairs, in declaration order; ``clock`` gives the Unix time, read only
+    when the cookie carries dates (``maxidle``/``maxlife``)."""
 
-    def __init__(self, config: Any, servers: Sequence[tuple[str | None, S]]) -> None:
+    def __init__(self, config: Any, servers: Sequence[tuple[str | None, S]],
+                 clock: Callable[[], float] = time.time) -> None:
         self.name: bytes = config.name.encode("latin-1")
         self.mode: str | None = config.mode
         self.indirect: bool = config.indirect
         self.nocache: bool = config.nocache
         self.postonly: bool = config.postonly
         self.preserve: bool = config.preserve
+        # HAProxy counts both in whole seconds; 0 is off.
+        self.maxidle = (getattr(config, "maxidle_ms", None) or 0) // 1000
+        self.maxlife = (getattr(config, "maxlife_ms", None) or 0) // 1000
+        self._clock = clock
         self._strip = self.mode == "insert" and self.indirect
-        self._by_value: dict[bytes, S] = {}
+        self._by_value: dict[bytes, tuple[S, ...]] = {}
         self._value_of: dict[S, bytes] = {}
         for value, server in servers:
             if value is None:
                 continue
             raw = value.encode("latin-1")
-            # The first server with a value wins, as HAProxy's lookup finds it.
-            self._by_value.setdefault(raw, server)
+            # Servers may share a value: the first one up takes the request.
+            self._by_value[raw] = (*self._by_value.get(raw, ()), server)
             self._value_of[server] = raw
         attrs = b"; path=/" + b"".join(b"; domain=" + d.encode("latin-1")
                                        for d in config.domains)
@@ -88,6 +179,7 @@ class CookiePersistence(Generic[S]):
             attrs += b"; HttpOnly"
         if config.secure:
             attrs += b"; Secure"
+        self._attrs = attrs + _CRLF
         self._insert_line: dict[S, bytes] = {
             key: _SET_COOKIE + self.name + b"=" + raw + attrs + _CRLF
             for key, raw in self._value_of.items()
@@ -98,9 +190,9 @@ class CookiePersistence(Generic[S]):
     # -- the request
 
     def request(self, lines: list[bytes], method: bytes) -> tuple[list[bytes], CookieRequest[S]]:
-        """The lines to forward and what the cookie said."""
+        """The lines to forward and what the cookies said."""
         name = self.name
-        found: bytes | None = None
+        req: CookieRequest[S] = CookieRequest(None, method)
         out: list[bytes] | None = None
         for i, line in enumerate(lines):
             if not line.startswith(_COOKIE) or name not in line:
@@ -116,16 +208,14 @@ class CookiePersistence(Generic[S]):
                 value = value.strip()
                 if self.mode == "prefix":
                     prefix, tilde, rest = value.partition(b"~")
-                    if found is None and tilde:
-                        found = prefix
+                    self._look(req, prefix)
                     if tilde:
                         kept.append(name + b"=" + rest)
                         changed = True
                     else:
                         kept.append(pair.strip())
                     continue
-                if found is None:
-                    found = value
+                self._look(req, value)
                 if self._strip:
                     changed = True
                 else:
@@ -135,23 +225,52 @@ class CookiePersistence(Generic[S]):
                     out = list(lines)
                 kept = [p for p in kept if p]
                 out[i] = _COOKIE + b"; ".join(kept) + _CRLF if kept else b""
-        server = None if found is None else self._by_value.get(found)
         if out is not None:
             lines = [line for line in out if line]
-        return lines, CookieRequest(server, method)
+        return lines, req
+
+    def _look(self, req: CookieRequest[S], value: bytes) -> None:
+        """One ``NAME`` cookie's value: its server id and, outside prefix mode, dates."""
+        looks = req.looks
+        last, first = (looks[-1].last, looks[-1].first) if looks else (0, 0)
+        ignored = ""
+        bar = value.find(b"|") if self.mode != "prefix" else -1
+        if bar >= 0:
+            sid = value[:bar]
+            dates = value[bar + 1:]
+            if len(dates) >= 5 and (v := b64tos30(dates)) > 0:
+                last = v << 2
+            bar2 = dates.find(b"|")
+            if bar2 >= 0 and len(dates) - bar2 > 5 and (v := b64tos30(dates[bar2 + 1:])) > 0:
+                first = v << 2
+        else:
+            sid = value
+        if (first and self.maxlife) or (last and self.maxidle):
+            now = int(self._clock())
+            if first and self.maxlife and (now - first > self.maxlife
+                                           or first - now > FUTURE_S):
+                ignored = "O"
+            elif last and self.maxidle and (now - last > self.maxidle
+                                            or last - now > FUTURE_S):
+                ignored = "E"
+            if ignored:
+                sid, last, first = b"", 0, 0
+        servers = self._by_value.get(sid, ()) if sid else ()
+        looks.append(_Look(servers, ignored, last, first))
 
     # -- the response
 
     def response(self, lines: list[bytes], status: int, req: CookieRequest[S],
                  server: S) -> list[bytes]:
         """The response lines to forward from ``server`` to the client (HAProxy's
-        http_manage_server_side_cookies, then its insertion)."""
+        http_manage_server_side_cookies, then its insertion); ``req.sent`` says
+        what became of the cookie."""
         value = self._value_of.get(server)
         mode = self.mode
         own = _SET_COOKIE + self.name + b"="
         out = lines
         server_set = False
-        if (mode is not None or self.indirect) and any(line.startswith(own) for line in lines):
+        if any(line.startswith(own) for line in lines):
             out = []
             for line in lines:
                 if not line.startswith(own):
@@ -159,30 +278,61 @@ class CookiePersistence(Generic[S]):
                     continue
                 server_set = True
                 if self.preserve:
+                    req.sent = "P"
                     out.append(line)
                 elif mode == "insert" or (self.indirect and req.valid):
-                    pass  # the server's own cookie goes
+                    req.sent = "D"  # the server's own cookie goes
                 elif value is not None and mode == "rewrite":
                     rest = line[len(own):]
                     end = rest.find(b";")
                     out.append(own + value + (rest[end:] if end >= 0 else _CRLF))
+                    req.sent = "R"
                 elif value is not None and mode == "prefix":
                     out.append(own + value + b"~" + line[len(own):])
+                    req.sent = "R"
                 else:
+                    req.sent = "P"
                     out.append(line)
         if (
             mode == "insert"
-            and not req.valid
             and not (self.postonly and req.method != b"POST")
             and not (self.preserve and server_set)
         ):
-            if out is lines:
-                out = list(lines)
-            # A server without a cookie value (a backup, say) gets the cookie removed.
-            out.append(self._insert_line.get(server, self._removal_line))
-            if self.nocache and req.method in (b"GET", b"HEAD") and cacheable(status, out):
-                out.append(_PRIVATE)
+            line = self._insertion(req, server, value)
+            if line is not None:
+                if out is lines:
+                    out = list(lines)
+                out.append(line)
+                req.sent = "U" if value is not None and req.valid else "I"
+                if (self.nocache and req.method in (b"GET", b"HEAD")
+                        and cacheable(status, out)):
+                    out.append(_PRIVATE)
         return out
+
+    def _insertion(self, req: CookieRequest[S], server: S, value: bytes | None
+                   ) -> bytes | None:
+        """The set-cookie line to add, or None when the client's cookie stands."""
+        maxidle, maxlife = self.maxidle, self.maxlife
+        last, first = req.last, req.first
+        if not (maxidle or maxlife or last or first):
+            return None if req.valid else self._insert_line.get(server, self._removal_line)
+        now = int(self._clock())
+        if req.valid and not (
+            ((maxidle or last) and (not last or last < now))
+            or (maxlife and not first)
+            or (not maxlife and first)
+        ):
+            return None
+        if value is None:
+            # A server without a cookie value (a backup, say) gets the cookie removed.
+            return self._removal_line
+        if not (maxidle or maxlife):
+            return self._insert_line[server]
+        stamp = s30tob64((now + 3) >> 2)
+        dated = self.name + b"=" + value + b"|" + stamp
+        if maxlife:
+            dated += b"|" + (s30tob64(first >> 2) if first else stamp)
+        return _SET_COOKIE + dated + self._attrs
 
 
 def cacheable(status: int, lines: list[bytes]) -> bool:

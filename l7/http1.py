@@ -16,7 +16,9 @@ Connection header and the Upgrade header is forwarded (l7/tunnel.py relays what
 follows a 101).
 
 Pure functions over bytes; the proxy calls them once per message (heads) or per
-body piece (``chunk``). The parser settings both sides share live here too.
+body piece (``chunk``). The parser settings both sides share live here too, and
+the request checks HAProxy 2.6 makes where llhttp is laxer (repeated Host,
+absolute targets, transfer codings, the HTX room a head may take).
 """
 
 from __future__ import annotations
@@ -24,7 +26,20 @@ from __future__ import annotations
 from typing import Final
 
 MAX_HEAD: Final = 15360
-"""Largest message head accepted (HAProxy: tune.bufsize 16384 - tune.maxrewrite 1024)."""
+"""Largest message head accepted (HAProxy: tune.bufsize 16384 - tune.maxrewrite 1024):
+a response head, or a request head still arriving; a whole request head must also
+fit HTX_REQUEST_HEAD."""
+
+HTX_BLOCK: Final = 8
+"""What HAProxy's HTX message spends on each header besides its name and value."""
+
+HTX_REQUEST_HEAD: Final = 15267
+"""Room for a request head in HAProxy 2.6's HTX message, counted as the proxy
+counts it: method, URI, and each header's name and value plus HTX_BLOCK. Of its
+16384-byte buffer, tune.maxrewrite (1024) and the struct htx leave 15311 bytes;
+the start line's block takes 28 more and the version, the end-of-headers block 8.
+A byte more is a 400 from haproxy 2.6.12
+(tests/e2e/test_bad_input_vs_haproxy.py, the head-at-limit cases)."""
 
 LENIENCIES_OFF: Final = {
     name: False
@@ -87,6 +102,38 @@ def has_token(value: bytes, token: bytes) -> bool:
 def is_chunked(transfer_encoding: bytes) -> bool:
     """Whether a (parser-validated) Transfer-Encoding value ends with ``chunked``."""
     return transfer_encoding.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+
+
+def foreign_coding(transfer_encoding: bytes) -> bool:
+    """Whether a Transfer-Encoding value names a coding other than ``chunked``:
+    HAProxy 2.6 refuses such a request (422) when it is chunked in the end, and
+    llhttp refuses it (400) when it is not."""
+    return any(t.strip().lower() != b"chunked" for t in transfer_encoding.split(b","))
+
+
+def same_host(first: bytes, value: bytes) -> bool:
+    """Whether a repeated Host header says what the first one did (HAProxy 2.6
+    forwards the first only, and refuses the request when they differ)."""
+    return first.strip().lower() == value.strip().lower()
+
+
+_DEFAULT_PORTS: Final = {b"http": b":80", b"https": b":443"}
+
+
+def absolute_target(url: bytes) -> tuple[bytes, bytes] | None:
+    """An absolute-form target (``http://host:80/x``) as HAProxy 2.6 forwards it
+    (its scheme's default port dropped) and its authority without user info;
+    None for origin-form and other targets."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or url[:1] == b"/":
+        return None
+    end = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    authority = rest[:end]
+    port = _DEFAULT_PORTS.get(scheme.lower())
+    if port is not None and authority.endswith(port):
+        authority = authority[:-len(port)]
+        url = scheme + sep + authority + rest[end:]
+    return url, authority.rpartition(b"@")[2]
 
 
 def request_head(

@@ -20,7 +20,9 @@ done, failure, or either side gone): ``acquire`` and ``release`` bracket that, f
 leastconn and maxconn. ``_start`` takes the server; ``_leave_server`` gives it back
 and is the only place that does, called from ``response_end`` and
 ``_drop_upstream`` (which every failure and close goes through), and, for a
-WebSocket, ``_tunnel_closed``.
+WebSocket, ``_tunnel_closed``. A request that finds every server at its maxconn
+waits in the backend's queues (``balance.queue.Queues``) for `timeout queue`;
+the slot ``_leave_server`` gives back goes to the oldest waiter.
 
 An upgrade request answered by a 101 turns the connection into a byte tunnel to
 its server (``tunnel.Tunnel``, under ``timeout tunnel``); a backend with a
@@ -28,6 +30,11 @@ its server (``tunnel.Tunnel``, under ``timeout tunnel``); a backend with a
 response (``cookies.CookiePersistence``); ``bind ... ssl`` listeners terminate
 TLS (``tls.server_context``). ``timeout http-request`` and ``timeout
 http-keep-alive`` each have a timer of their own, created only when set.
+
+Each exchange counts its request's and response's bytes as HAProxy does
+(``htx``: requests as they arrive, responses as the server sent them, tunnels
+both ways) and adds them to the stats' bin/bout and the log's %B once, when it
+leaves its server or ends (``_account``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from functools import partial
 from ipaddress import ip_address
 from typing import Any, cast
 
@@ -49,28 +57,42 @@ from httptools import (
 )
 
 from pyxlb.l7.balance import Need, source_key
+from pyxlb.l7.balance.queue import Pending, Refusal
 from pyxlb.l7.cookies import CookieRequest
 from pyxlb.l7.http1 import (
     CONNECTION,
     CONNECTION_CLOSE,
     CONNECTION_KEEP_ALIVE,
     CONTENT_LENGTH,
+    HTX_BLOCK,
+    HTX_REQUEST_HEAD,
     LENIENCIES_OFF,
     MAX_HEAD,
     SPECIAL_HEADERS,
     TRANSFER_ENCODING,
     UPGRADE,
+    absolute_target,
     chunk,
     connection_line,
+    foreign_coding,
     has_token,
     header_line,
     is_chunked,
     last_chunk,
     request_head,
     response_head,
+    same_host,
     version_bytes,
 )
-from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
+from pyxlb.l7.htx import (
+    CHUNKED_END,
+    chunked_reply_size,
+    fields_size,
+    head_size,
+    message_size,
+)
+from pyxlb.l7.listeners import ConnectionLimit, Listener, ProcessLimit
+from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, UNPROCESSABLE, error_response
 from pyxlb.l7.rules.acl import RequestView
 from pyxlb.l7.rules.engine import RuleEngine
 from pyxlb.l7.timers import IdleTimer
@@ -99,7 +121,7 @@ class Frontend:
         "name", "backend", "stats", "registry", "stats_page",
         "forwardfor", "server_close", "client_timeout", "loop", "connections",
         "request_timeout", "keepalive_timeout",
-        "need", "key_header", "rules", "upstreams", "options", "log",
+        "need", "key_header", "rules", "upstreams", "options", "log", "limit",
     )
 
     def __init__(
@@ -151,6 +173,8 @@ class Frontend:
         self.connections: set[ClientConnection] = set()
         # None: the frontend logs nothing, and its connections take no log hooks.
         self.log = log
+        # None: no maxconn applies (start_frontend sets it).
+        self.limit: ConnectionLimit | None = None
 
 
 # Exchange kinds.
@@ -169,7 +193,8 @@ class Exchange:
         "pending", "pending_size", "request_done", "response_started", "response_done",
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
         "key", "backend", "server", "route", "answer", "upgrade", "early", "cookie",
-        "log", "view", "status", "retries", "redispatched",
+        "log", "view", "status", "retries", "redispatched", "wait", "wait_timer", "hold",
+        "bytes_in", "bytes_out",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -218,6 +243,16 @@ class Exchange:
         # Connection attempts retried, and whether the last went to another server.
         self.retries = 0
         self.redispatched = False
+        # Its place in a maxconn queue, and the `timeout queue` timer while there
+        # (or the `timeout tarpit` timer of a tarpitted request).
+        self.wait: Pending[Server] | None = None
+        self.wait_timer: asyncio.TimerHandle | None = None
+        # A tarpit: seconds to hold the answer (0: for ever); None otherwise.
+        self.hold: float | None = None
+        # Bytes of the request and of its response as HAProxy counts them (l7.htx),
+        # added to the stats and the log once the exchange is over (``_account``).
+        self.bytes_in = 0
+        self.bytes_out = 0
 
 
 class _Closed(Exception):
@@ -229,7 +264,11 @@ class _Rejected(Exception):
 
 
 class _HeadTooLarge(_Rejected):
-    """The request head exceeds MAX_HEAD."""
+    """The request head would not fit HAProxy's buffer (HTX_REQUEST_HEAD, MAX_HEAD)."""
+
+
+class _Unprocessable(_Rejected):
+    """A chunked request naming another transfer coding too (HAProxy 2.6: 422)."""
 
 
 class _NoWebSocketKey(_Rejected):
@@ -276,6 +315,10 @@ class ClientConnection(asyncio.Protocol):
         self._chunked = False
         self._has_body = False
         self._in_head = False
+        # The first Host value, and whether Transfer-Encoding named a coding
+        # other than chunked: both refused as HAProxy refuses them.
+        self._host: bytes | None = None
+        self._foreign_coding = False
         # Upgrade: the Connection header's upgrade token, the Upgrade line, and a
         # body that llhttp left unparsed because of them (see _resume_body).
         self._conn_upgrade = False
@@ -298,6 +341,8 @@ class ClientConnection(asyncio.Protocol):
         fe = self.fe
         fe.stats.connections += 1
         fe.connections.add(self)
+        if fe.limit is not None:
+            fe.limit.opened()
         sockname = transport.get_extra_info("sockname")
         if sockname:
             self._local_port = sockname[1]
@@ -328,7 +373,10 @@ class ClientConnection(asyncio.Protocol):
         if self._log is not None:
             self._log_ended("C")
         self.closed = True
-        self.fe.connections.discard(self)
+        fe = self.fe
+        if fe.limit is not None and self in fe.connections:
+            fe.limit.closed()
+        fe.connections.discard(self)
         self._cancel_timers()
         for ex in self.queue:
             self._drop_upstream(ex)
@@ -360,7 +408,8 @@ class ClientConnection(asyncio.Protocol):
                 log.error(
                     "bug while parsing a request on %s", self.fe.name, exc_info=exc.__context__
                 )
-            self._bad_request()
+            self._bad_request(
+                UNPROCESSABLE if isinstance(exc.__context__, _Unprocessable) else BAD_REQUEST)
             return
         if self._in_head:
             self._head_bytes += len(data)
@@ -370,6 +419,10 @@ class ClientConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._in_head or self.parsing is not None or not self.queue:
             return None  # nothing complete to answer: close
+        ex = self.queue[0]
+        if (ex.wait is not None and ex.wait.queued and ex.backend is not None
+                and "abortonclose" in ex.backend.options):
+            return None  # `option abortonclose`: a queued request is dropped (CQ)
         # The client finished sending (half-close): answer what it asked, then close.
         self.queue[-1].close_after = True
         return True
@@ -407,6 +460,8 @@ class ClientConnection(asyncio.Protocol):
         self._chunked = False
         self._has_body = False
         self._in_head = True
+        self._host = None
+        self._foreign_coding = False
         self._head_bytes = 0
         self._head_size = 0
         self._conn_upgrade = False
@@ -425,10 +480,17 @@ class ClientConnection(asyncio.Protocol):
         if self.parsing is not None:
             self._trailers.append(header_line(lname, value))
             return
-        self._head_size += len(name) + len(value) + 4
+        self._head_size += len(name) + len(value) + HTX_BLOCK
+        kind = SPECIAL_HEADERS.get(lname)
+        if kind is None and lname == b"host":
+            if self._host is None:
+                self._host = value
+            elif same_host(self._host, value):
+                return  # HAProxy forwards the first Host only
+            else:
+                raise _Rejected
         if self.fe.rules is not None:
             self._pairs.append((lname, value))
-        kind = SPECIAL_HEADERS.get(lname)
         if kind is None:
             self._lines.append(lname + b": " + value + b"\r\n")
         elif kind == CONNECTION:
@@ -438,6 +500,7 @@ class ClientConnection(asyncio.Protocol):
                 self._conn_upgrade = self._conn_upgrade or has_token(value, b"upgrade")
         elif kind == TRANSFER_ENCODING:
             self._chunked = is_chunked(value)
+            self._foreign_coding = self._foreign_coding or foreign_coding(value)
             self._has_body = True
             self._lines.append(header_line(lname, value))
         elif kind == CONTENT_LENGTH:
@@ -457,8 +520,9 @@ class ClientConnection(asyncio.Protocol):
             self._skip_head = False
             self._trailers = []
             return
-        if self._head_size > MAX_HEAD:
+        if self._head_size + len(self.parser.get_method()) > HTX_REQUEST_HEAD:
             raise _HeadTooLarge
+        self._check_target()
         if self._conn_upgrade or self._upgrade_line is not None:
             self._check_upgrade()
         parser = self.parser
@@ -510,6 +574,7 @@ class ClientConnection(asyncio.Protocol):
         if self._log is not None:
             ex.log = self._log.request(method + b" " + url + b" HTTP/" + version,
                                        self.loop.time(), ex.answer, ex.kind == STATS)
+        ex.bytes_in = head_size(len(method) + len(url) + 8, self._lines)
         self.parsing = ex
         self.queue.append(ex)
         if ex.streams and len(self.queue) == 1:
@@ -533,6 +598,8 @@ class ClientConnection(asyncio.Protocol):
             ex.answer = decision.answer
             ex.close_after = decision.close
             ex.streams = self._has_body
+            if decision.tarpit:
+                ex.hold = decision.hold or 0.0
             return ex
         if decision.stats:
             fe.stats.intercepted += 1
@@ -581,6 +648,24 @@ class ClientConnection(asyncio.Protocol):
         ex.pending_size = len(head)
         return ex
 
+    def _check_target(self) -> None:
+        """HAProxy's checks of the request line and framing llhttp lets pass: a
+        fragment in the target, an absolute target naming another host than the
+        Host header (its default port dropped, as HAProxy forwards it), a chunked
+        body under another coding too. (A coding that is not chunked in the end,
+        llhttp refuses after this callback.)"""
+        url = self._url
+        if b"#" in url:
+            raise _Rejected
+        if url[:1] != b"/":
+            target = absolute_target(url)
+            if target is not None:
+                self._url, authority = target
+                if self._host is not None and not same_host(self._host, authority):
+                    raise _Rejected
+        if self._foreign_coding and self._chunked:
+            raise _Unprocessable
+
     def _check_upgrade(self) -> None:
         """HAProxy's checks of an Upgrade request, before any rule sees it."""
         upgrade = self._upgrade_line
@@ -623,6 +708,7 @@ class ClientConnection(asyncio.Protocol):
             raise _Closed
         ex = self.parsing
         assert ex is not None
+        ex.bytes_in += len(body)
         if ex.kind == PROXY:
             self._send(ex, chunk(body) if ex.chunked else body)
         elif ex.stats is not None:
@@ -636,6 +722,8 @@ class ClientConnection(asyncio.Protocol):
         ex = self.parsing
         assert ex is not None
         self.parsing = None
+        if self._chunked:
+            ex.bytes_in += CHUNKED_END + fields_size(self._trailers)
         if ex.kind == PROXY and ex.chunked:
             self._send(ex, last_chunk(self._trailers))
         ex.request_done = True
@@ -673,39 +761,127 @@ class ClientConnection(asyncio.Protocol):
             self._answer_stats(ex)
             return
         if ex.kind == BAD:
-            self._write(BAD_REQUEST)
+            self._write(ex.answer)
             self._close()
             return
         if ex.kind == ANSWER:
-            self._write(ex.answer)
-            ex.response_done = True
-            if ex.close_after:
-                self._close()
-            elif ex.request_done:
-                self._finish(ex)
+            if ex.hold is not None:
+                self._tarpit(ex)
+            else:
+                self._answer(ex)
             return
         backend = ex.route or self.fe.backend
         if backend is None:
             self._generated(ex, 503)
             return
         backend.stats.requests += 1
-        balancer = backend.balancer
         cookie = ex.cookie
-        if cookie is not None and cookie.server is not None and balancer.is_up(cookie.server):
-            server: Server | None = cookie.server
-            cookie.valid = True
-        else:
-            server = balancer.pick(ex.key)
-        if ex.log is not None:
-            ex.log.picked(backend, server, self.loop.time())
-        if server is None:
-            # No usable server, or every one at its maxconn.
-            self._generated(ex, 503)
-            return
-        balancer.acquire(server)
+        persist = None
+        if cookie is not None:
+            persist = cookie.pick(backend.balancer.is_up)
+            if ex.log is not None and backend.cookie is not None and backend.cookie.mode:
+                ex.log.cookie = cookie  # HAProxy logs no flags for passive cookies
+        now = self.loop.time()
+        got = backend.queues.admit(None, now, ex.key, persist)
         ex.backend = backend
+        if got.__class__ is Server:
+            server = cast(Server, got)
+            if persist is not None and server is not persist:
+                # `option redispatch`: the cookie's server has its maxqueue waiting;
+                # HAProxy logs the cookie as D and the retries with a `+`.
+                assert cookie is not None
+                cookie.valid = False
+                cookie.seen = "D"
+                ex.redispatched = True
+            if ex.log is not None:
+                ex.log.picked(backend, server, now)
+                if ex.redispatched:
+                    ex.log.record.redispatched = True
+            self._serve(ex, server)
+        elif isinstance(got, Pending):
+            # Every server at its maxconn (or the cookie's one): wait for a slot.
+            got.owner = partial(self._dequeued, ex)
+            ex.wait = got
+            if ex.log is not None:
+                ex.log.queued(backend, got.server, now)
+            if got.deadline is not None:
+                ex.wait_timer = self.loop.call_at(got.deadline, self._queue_expired, ex)
+        else:
+            if ex.log is not None:
+                if got is Refusal.QUEUE_FULL:
+                    ex.log.queued(backend, persist, now)  # HAProxy logs Tw -1 here
+                else:
+                    ex.log.picked(backend, None, now)
+            # No usable server (SC), or the chosen one's queue is full (SQ).
+            self._generated(ex, 503, "SQ" if got is Refusal.QUEUE_FULL else None)
+
+    def _answer(self, ex: Exchange) -> None:
+        """Send the answer a rule made."""
+        self._write(ex.answer)
+        ex.bytes_out += message_size(ex.answer)
+        ex.response_done = True
+        if ex.close_after:
+            self._close()
+        elif ex.request_done:
+            self._finish(ex)
+
+    def _tarpit(self, ex: Exchange) -> None:
+        """`http-request tarpit`: the answer waits for `timeout tarpit` (for ever
+        without one: the client's leaving ends it)."""
+        now = self.loop.time()
+        if ex.log is not None:
+            ex.log.tarpit(now)
+        if ex.hold:
+            ex.wait_timer = self.loop.call_later(ex.hold, self._tarpit_over, ex, now)
+
+    def _tarpit_over(self, ex: Exchange, since: float) -> None:
+        ex.wait_timer = None
+        if self.closed or not self.queue or self.queue[0] is not ex:
+            return
+        if ex.log is not None:
+            ex.log.tarpitted(ex.status or int(ex.answer[9:12]), since, self.loop.time())
+        self._answer(ex)
+
+    def _dequeued(self, ex: Exchange, p: Pending[Server]) -> None:
+        """A server freed a slot for the queued ``ex`` (the queue has counted it
+        as the server's): go on at the next turn of the loop."""
+        ex.server = p.server
+        if ex.wait_timer is not None:
+            ex.wait_timer.cancel()
+            ex.wait_timer = None
+        self.loop.call_soon(self._leave_queue, ex)
+
+    def _leave_queue(self, ex: Exchange) -> None:
+        server, p = ex.server, ex.wait
+        if server is None or p is None or self.closed or ex.response_done:
+            return  # the exchange ended meanwhile and gave the slot back
+        ex.wait = None
+        now = self.loop.time()
+        if ex.log is not None:
+            ex.log.dequeued(server, p, now)
+        self._serve(ex, server, int((now - p.since) * 1000))
+
+    def _queue_expired(self, ex: Exchange) -> None:
+        """`timeout queue`: still no slot, a 503 (HAProxy logs sQ)."""
+        ex.wait_timer = None
+        p = ex.wait
+        if p is None or not p.queued:
+            return
+        assert ex.backend is not None
+        ex.backend.queues.cancel(p)
+        if ex.log is not None:
+            ex.log.dequeued(None, p, self.loop.time())
+        self._generated(ex, 503, "sQ")
+
+    def _serve(self, ex: Exchange, server: Server, waited_ms: int = 0) -> None:
+        """Send ``ex`` to ``server``, whose slot it holds, after ``waited_ms`` in a
+        queue."""
         ex.server = server
         server.stats.requests += 1
+        server.stats.queue_time.add(waited_ms, server.stats.requests)
+        assert ex.backend is not None
+        stats = ex.backend.stats
+        stats.queue_time.add(waited_ms, stats.requests)
         up = server.take_idle(self.loop.time())
         if up is not None:
             self._attach(ex, up)
@@ -756,8 +932,8 @@ class ClientConnection(asyncio.Protocol):
         if other is None or other is failed:
             return failed
         failed.stats.redispatches += 1
-        backend.balancer.release(failed)
         backend.balancer.acquire(other)
+        backend.release(failed)
         other.stats.requests += 1
         ex.server = other
         ex.redispatched = True
@@ -792,17 +968,27 @@ class ClientConnection(asyncio.Protocol):
         up = ex.upstream
         if up is not None:
             ex.upstream = None
+            ex.bytes_out += up.counted
             up.close()
+        self._account(ex)
         self._leave_server(ex)
 
     @staticmethod
     def _leave_server(ex: Exchange) -> None:
-        """The exchange is done with its server: the balancer's count drops, once."""
+        """The exchange is done with its server: the balancer's count drops, once,
+        and the slot goes to a queued request; or it leaves the queue (or tarpit)."""
+        if ex.wait_timer is not None:
+            ex.wait_timer.cancel()
+            ex.wait_timer = None
+        p = ex.wait
+        if p is not None and p.queued:
+            assert ex.backend is not None
+            ex.backend.queues.cancel(p)
         server = ex.server
         if server is not None:
             ex.server = None
             assert ex.backend is not None
-            ex.backend.balancer.release(server)
+            ex.backend.release(server)
 
     # -- the response (UpstreamConnection's sink interface)
 
@@ -838,11 +1024,13 @@ class ClientConnection(asyncio.Protocol):
     def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
         ex = self.queue[0]
         ex.upstream = None
+        ex.bytes_out += conn.counted
         conn.detach()
         if reusable and ex.request_done and not self.fe.server_close:
             conn.server.keep_idle(conn, self.loop.time())
         else:
             conn.close()
+        self._account(ex)
         self._leave_server(ex)
         ex.response_done = True
         if not ex.request_done:
@@ -856,6 +1044,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.log is not None:
             ex.log.server_failed(status, conn.closing)
         ex.upstream = None
+        ex.bytes_out += conn.counted
         conn.close()
         if ex.response_started:
             # Part of a response is out; the client can only learn of the failure
@@ -880,6 +1069,7 @@ class ClientConnection(asyncio.Protocol):
         """The server's 101 is out: the connection becomes a tunnel to it."""
         ex = self.queue[0]
         ex.upstream = None
+        ex.bytes_out += conn.counted
         if len(self.queue) > 1 or self.transport is None or conn.transport is None:
             # Requests pipelined behind an upgrade: the bytes are HTTP, not a tunnel.
             conn.close()
@@ -900,6 +1090,12 @@ class ClientConnection(asyncio.Protocol):
         self._tunnel.send(rest, ex.early)
 
     def _tunnel_closed(self, ex: Exchange, exc: Exception | None) -> None:
+        tunnel = self._tunnel
+        assert tunnel is not None
+        # HAProxy counts what went through the tunnel, both ways.
+        ex.bytes_in += tunnel.client.count
+        ex.bytes_out += tunnel.server.count
+        self._account(ex)
         self._leave_server(ex)
         if ex.log is not None:
             assert self._log is not None
@@ -916,21 +1112,26 @@ class ClientConnection(asyncio.Protocol):
         page = self.fe.stats_page
         assert page is not None and ex.stats is not None
         close = ex.close_after or not ex.request_done
-        self._write(page.respond(ex.stats, ex.head_only, close))
+        answer = page.respond(ex.stats, ex.head_only, close)
+        ex.bytes_out += chunked_reply_size(answer, ex.head_only)
+        self._write(answer)
         ex.response_done = True
         if close:
             self._close()
         elif ex.request_done:
             self._finish(ex)
 
-    def _generated(self, ex: Exchange, status: int) -> None:
-        """A 502/503/504 page instead of the server's response."""
+    def _generated(self, ex: Exchange, status: int, termination: str | None = None) -> None:
+        """A 502/503/504 page instead of the server's response; ``termination``: the
+        log's %ts when not the usual one for the status."""
         ex.status = status
         if ex.log is not None:
-            ex.log.generated(status)
+            ex.log.generated(status, termination)
         self._drop_upstream(ex)
         close = ex.close_after or not ex.request_done
-        self._write(error_response(status, close))
+        answer = error_response(status, close)
+        ex.bytes_out += message_size(answer)
+        self._write(answer)
         ex.response_done = True
         if close:
             self._stick_done(ex)
@@ -938,8 +1139,8 @@ class ClientConnection(asyncio.Protocol):
         else:
             self._finish(ex)
 
-    def _bad_request(self) -> None:
-        """The parser rejected the input: answer 400 in turn, then close."""
+    def _bad_request(self, answer: bytes = BAD_REQUEST) -> None:
+        """The parser rejected the input: answer 400 (or ``answer``) in turn, then close."""
         if self.closed:
             return
         fe = self.fe
@@ -955,12 +1156,13 @@ class ClientConnection(asyncio.Protocol):
             # The body of the active request was bad.
             self._drop_upstream(ex)
             if not ex.response_started:
-                self._write(BAD_REQUEST)
+                self._write(answer)
             self._close()
             return
         else:
             self.queue.remove(ex)
         bad = Exchange(BAD, b"1.1", False, False)
+        bad.answer = answer
         if self._log is not None:
             bad.log = self._log.bad_request()
         bad.request_done = True
@@ -976,13 +1178,14 @@ class ClientConnection(asyncio.Protocol):
         if ex.view is not None:
             rules = self.fe.rules
             assert rules is not None and rules.stick is not None
-            rules.stick.finish(ex.view, ex.status)
+            rules.stick.finish(ex.view, ex.status, ex.hold is not None)
             ex.view = None
 
     def _finish(self, ex: Exchange) -> None:
         """The exchange's request and response are both done."""
         self.queue.popleft()
         self._stick_done(ex)
+        self._account(ex)
         if ex.log is not None:
             assert self._log is not None
             self._log.end(ex.log, self.loop.time())
@@ -1004,6 +1207,28 @@ class ClientConnection(asyncio.Protocol):
                 self._start(nxt)
         if not self.closed:
             self._update_reading()
+
+    def _account(self, ex: Exchange) -> None:
+        """Adds the exchange's bytes to the stats of its frontend, backend and server
+        (the one it holds: call before ``_leave_server``) and to what the log counts
+        as sent; once, the counts start again from 0."""
+        bytes_in, bytes_out = ex.bytes_in, ex.bytes_out
+        if not (bytes_in or bytes_out):
+            return
+        ex.bytes_in = ex.bytes_out = 0
+        stats = self.fe.stats
+        stats.bytes_in += bytes_in
+        stats.bytes_out += bytes_out
+        backend = ex.backend
+        if backend is not None:
+            backend.stats.bytes_in += bytes_in
+            backend.stats.bytes_out += bytes_out
+            server = ex.server
+            if server is not None:
+                server.stats.bytes_in += bytes_in
+                server.stats.bytes_out += bytes_out
+        if self._log is not None:
+            self._log.sent += bytes_out
 
     def _update_reading(self) -> None:
         transport = self.transport
@@ -1028,8 +1253,6 @@ class ClientConnection(asyncio.Protocol):
         if self._corked is not None:
             self._corked.append(data)
         elif self.transport is not None and not self.closed:
-            if self._log is not None:
-                self._log.sent += len(data)
             self.transport.write(data)
 
     def cork(self) -> None:
@@ -1141,7 +1364,11 @@ class ClientConnection(asyncio.Protocol):
             log.unanswered(cause == "c", self._head_bytes if self._in_head else 0, now)
         for ex in self.queue:
             if ex.log is not None and ex.started:
+                waiting = ex.wait if ex.wait is not None and ex.wait.queued else None
                 self._drop_upstream(ex)  # what the backend counts no longer includes it
+                if waiting is not None:
+                    # Gone while queued: logged as HAProxy's `option abortonclose` does.
+                    ex.log.dequeued(None, waiting, now)
                 log.end(ex.log, now, cause)
             ex.log = None
 
@@ -1182,6 +1409,7 @@ async def start_frontend(
     stats: StatsRegistry,
     rules: RuleEngine | None = None,
     sender: Sender | None = None,
+    process_limit: ProcessLimit | None = None,
 ) -> list[asyncio.AbstractServer]:
     """Listen on every ``bind`` of a ``mode http`` frontend and serve it.
 
@@ -1196,6 +1424,10 @@ async def start_frontend(
     nor stick-table counters: callers with either pass their own.
 
     ``sender`` sends the frontend's log lines, when it has ``log`` targets.
+
+    With a ``maxconn`` (the frontend's, or ``process_limit``: the `global maxconn`
+    shared by all frontends), listeners stop accepting at the limit
+    (``listeners.Listener``).
     """
     loop = asyncio.get_running_loop()
     if (rules is None and not isinstance(backends, Upstreams)
@@ -1205,6 +1437,9 @@ async def start_frontend(
     await upstreams.resolve(loop)
     fe = Frontend(frontend, upstreams, stats, loop, rules, FrontendLog.build(
         frontend, sender, lambda: (_active_connections(), len(fe.connections))))
+    maxconn = getattr(frontend, "maxconn", None) or 0
+    if maxconn or process_limit is not None:
+        fe.limit = ConnectionLimit(maxconn, process_limit)
     connection = (
         _HeaderKeyed if fe.need is Need.HEADER and rules is None else ClientConnection
     )
@@ -1236,12 +1471,29 @@ async def start_frontend(
                     ssl_handshake_timeout=None if context is None else fe.client_timeout,
                 )
             )
+            if fe.limit is not None:
+                servers[-1] = _pausable(loop, servers[-1], fe,
+                                        factory if context is None else tls_factory, context)
         for server in servers:
             _frontend_of[server] = fe
     except OSError:
         await close_servers(servers)
         raise
     return servers
+
+
+def _pausable(loop: asyncio.AbstractEventLoop, server: asyncio.AbstractServer,
+              fe: Frontend, factory: Any, context: Any) -> Listener:
+    """``server`` as a listener that stops accepting at the frontend's maxconn."""
+    def serve(sock: socket.socket) -> Any:
+        return loop.create_server(factory, sock=sock, ssl=context,
+                                  ssl_handshake_timeout=None if context is None
+                                  else fe.client_timeout)
+
+    listener = Listener(loop, server, serve)
+    assert fe.limit is not None
+    fe.limit.listeners.append(listener)
+    return listener
 
 
 # Which frontend each listener serves, so that closing listeners can also close

@@ -59,6 +59,20 @@ REQUEST_TIMEOUT: Final = _raw(
 )
 """Answer to a request head that did not arrive within ``timeout client``."""
 
+_UNPROCESSABLE = b"422 Unprocessable Content"
+_UNPROCESSABLE_BODY = _page(_UNPROCESSABLE,
+                            b"The server cannot process the contained instructions.")
+
+UNPROCESSABLE: Final = (
+    b"HTTP/1.1 " + _UNPROCESSABLE + b"\r\n"
+    b"Content-length: " + str(len(_UNPROCESSABLE_BODY)).encode() + b"\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Content-Type: text/html\r\n"
+    b"\r\n" + _UNPROCESSABLE_BODY
+)
+"""Answer to a chunked request that also names another transfer coding: raw
+like the 400, but without a Connection header, though the connection closes."""
+
 _HTX_PAGES: Final = {
     502: (b"502 Bad Gateway", b"The server returned an invalid or incomplete response."),
     503: (b"503 Service Unavailable", b"No server is available to handle this request."),

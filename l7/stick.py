@@ -101,13 +101,14 @@ class StickCounters:
         value = getattr(tracked.entry, ref.data)
         return 0 if value is None else value
 
-    def finish(self, view: RequestView, status: int) -> None:
-        """The request's answer is known: count an HTTP error, end the stream."""
+    def finish(self, view: RequestView, status: int, error: bool = False) -> None:
+        """The request's answer is known: count an HTTP error (its status says, or
+        ``error``: a tarpit, whatever its status), end the stream."""
         tracked: _Tracked | None = view.stick
         view.stick = None
         if tracked is None or not tracked.tracking:
             return
-        error = status in HTTP_ERROR_STATUSES
+        error = error or status in HTTP_ERROR_STATUSES
         if error or tracked.counts_cur:
             counts = {"http_err_cnt": 1} if error else {}
             if tracked.counts_cur:

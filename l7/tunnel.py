@@ -8,7 +8,9 @@ buffer fills, the other end stops reading until it drains, so a slow reader neve
 makes the tunnel buffer more than the transports' high-water marks. One
 ``IdleTimer`` watches both directions: traffic either way keeps the tunnel alive
 (HAProxy's ``timeout tunnel``: inactivity in both directions). A half-close is
-passed on; the tunnel ends when both sides have closed, or one is lost.
+passed on; the tunnel ends when both sides have closed, or one is lost. Each end
+counts the bytes it read (one integer add per read): the logs and stats count
+tunnelled bytes, as HAProxy does.
 """
 
 from __future__ import annotations
@@ -31,17 +33,20 @@ def tunnel_timeout(
 
 
 class _End(asyncio.Protocol):
-    """One end of a tunnel: its transport, and the end it relays to."""
+    """One end of a tunnel: its transport, the end it relays to, and the bytes it
+    read (``count``)."""
 
-    __slots__ = ("tunnel", "transport", "peer", "eof")
+    __slots__ = ("tunnel", "transport", "peer", "eof", "count")
 
     def __init__(self, tunnel: Tunnel, transport: asyncio.Transport) -> None:
         self.tunnel = tunnel
         self.transport = transport
         self.peer: _End = self
         self.eof = False
+        self.count = 0
 
     def data_received(self, data: bytes) -> None:
+        self.count += len(data)
         self.peer.transport.write(data)
         timer = self.tunnel.timer
         if timer is not None:
@@ -99,8 +104,10 @@ class Tunnel:
     def send(self, to_client: bytes, to_server: bytes) -> None:
         """Bytes that arrived with the handshake, each due to the other side."""
         if to_client:
+            self.server.count += len(to_client)
             self.client.transport.write(to_client)
         if to_server:
+            self.client.count += len(to_server)
             self.server.transport.write(to_server)
 
     def eof(self, end: _End) -> bool:

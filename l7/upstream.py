@@ -33,6 +33,7 @@ from httptools import (
 
 from pyxlb.health.state import Analyze
 from pyxlb.l7.balance import Balancer, make_balancer
+from pyxlb.l7.balance.queue import Pending, Queues
 from pyxlb.l7.cookies import CookiePersistence
 from pyxlb.l7.http1 import (
     CONNECTION,
@@ -51,6 +52,7 @@ from pyxlb.l7.http1 import (
     response_head,
     version_bytes,
 )
+from pyxlb.l7.htx import CHUNKED_END, fields_size, head_size
 from pyxlb.l7.timers import IdleTimer
 from pyxlb.stats.counters import BackendStats, ServerStats, StatsRegistry
 
@@ -198,7 +200,7 @@ class Backend:
 
     __slots__ = (
         "name", "servers", "balancer", "stats", "options", "tunnel_timeout", "cookie",
-        "retries", "redispatch",
+        "retries", "redispatch", "queues",
     )
 
     def __init__(
@@ -240,12 +242,35 @@ class Backend:
             )
         except ValueError as exc:
             raise ValueError(f"backend {self.name}: {exc}") from None
+        # Requests beyond the servers' maxconn wait here, for `timeout queue` (else
+        # `timeout connect`, as HAProxy falls back).
+        queue_ms = getattr(timeouts, "queue", None)
+        self.queues: Queues[Server] = Queues(
+            self.balancer,
+            queue_ms / 1000.0 if queue_ms else connect_timeout,
+            {id(s): getattr(c, "maxqueue", 0) for c, s in zip(config.servers, self.servers,
+                                                               strict=True)},
+            self.redispatch,
+        )
+        stats.queue = self.queues.queue_of(None)
+        for server in self.servers:
+            server.stats.queue = self.queues.queue_of(server)
+
+    def release(self, server: Server) -> None:
+        """A request is done with ``server``: its slot goes to the oldest waiter."""
+        for p in self.queues.release(server):
+            _wake(p)
 
     def server(self, name: str) -> Server:
         for server in self.servers:
             if server.name == name:
                 return server
         raise ValueError(f"backend {self.name}: no server named {name!r}")
+
+
+def _wake(p: Pending[Server]) -> None:
+    """A queued request got its server: its owner (the proxy's callback) goes on."""
+    p.owner(p)
 
 
 def _seconds(ms: int | None) -> float | None:
@@ -309,6 +334,9 @@ class Upstreams:
         srv.stats.status = status if status is not None else ("UP" if up else "DOWN")
         if not up:
             srv.close_idle()
+        else:
+            for p in be.queues.dequeue(srv):
+                _wake(p)
 
     def set_server_status(self, backend: str, server: str, text: str) -> None:
         """Only the stats' status text (``UP 2/3``, ``DOWN 1/2``): a check counter moved
@@ -323,6 +351,9 @@ class Upstreams:
         srv = be.server(server)
         be.balancer.set_weight(srv, weight)
         srv.stats.weight = weight
+        if weight:
+            for p in be.queues.dequeue(srv):
+                _wake(p)
 
     def served(self, backend: str, server: str) -> int:
         """Requests the server has now (its balancer's acquire/release count)."""
@@ -381,6 +412,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = _new_parser(self)
         self._head_only = False
         self._upgrade = False
+        # The bytes of the exchange's response as HAProxy counts them (l7.htx), for
+        # logs and stats; they start again at each ``attach``.
+        self.counted = 0
         self._reset_exchange()
         self._reset_message()
 
@@ -414,6 +448,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.sink = sink
         self._head_only = head_only
         self._upgrade = upgrade
+        self.counted = 0
         self._reset_exchange()
         if self._timer is not None:
             self._timer.touch()
@@ -582,9 +617,11 @@ class UpstreamConnection(asyncio.Protocol):
                     raise _Unsupported
                 self._switching = True
                 self._informational = True
+                self.counted += head_size(11 + len(self._reason), self._lines)
                 sink.response_head(version, status, self._reason, self._lines, False)
                 return
             self._informational = True
+            self.counted += head_size(11 + len(self._reason), self._lines)
             sink.response_informational(
                 response_head(version, status, self._reason, self._lines, b"")
             )
@@ -593,6 +630,7 @@ class UpstreamConnection(asyncio.Protocol):
         no_body = self._head_only or status == 204 or status == 304
         self._close_delimited = not no_body and not (self._chunked or self._has_length)
         self._keep_alive = parser.should_keep_alive() and not self._close_delimited
+        self.counted += head_size(11 + len(self._reason), self._lines)
         sink.response_head(version, status, self._reason, self._lines, self._close_delimited)
         if self._head_only:
             # llhttp cannot be told that a HEAD response has no body; the exchange
@@ -604,6 +642,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._complete:
             raise _Garbage
         assert self.sink is not None
+        self.counted += len(body)
         self.sink.response_data(chunk(body) if self._chunked else body)
 
     def on_message_complete(self) -> None:
@@ -611,6 +650,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         assert self.sink is not None
         if self._chunked:
+            self.counted += CHUNKED_END + fields_size(self._trailers)
             self.sink.response_data(last_chunk(self._trailers))
         self._keep_alive = self._keep_alive and self._parser.should_keep_alive()
         self._complete = True

@@ -108,6 +108,7 @@ def rules_for(frontend, config: Config, instance: Instance | None = None):
 
 async def serve(config: Config, instance: Instance, state: dict) -> None:
     """Runs the layer-7 listeners until SIGTERM or SIGINT."""
+    from pyxlb.l7.listeners import ProcessLimit
     from pyxlb.l7.proxy import close_servers, start_frontend
     from pyxlb.l7.tls import TLSConfigError
     from pyxlb.l7.upstream import Upstreams
@@ -138,12 +139,16 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
             l4_task = asyncio.get_running_loop().create_task(l4.run(monitor), name="layer-4 sweep")
             stats.refresh = lambda: kernel_counters(config, stats, l4)
         monitor.start()
+        # `global maxconn`: every l7 frontend stops accepting at the process's limit.
+        process_limit = (ProcessLimit(config.global_.maxconn)
+                         if config.global_.maxconn else None)
         for frontend in config.frontends.values():
             if frontend.tier == "kernel":
                 continue
             try:
                 servers += await start_frontend(frontend, upstreams, stats,
-                                                rules_for(frontend, config, instance), sender)
+                                                rules_for(frontend, config, instance), sender,
+                                                process_limit)
             except OSError as exc:
                 raise StartError(f"{frontend.where}: frontend {frontend.name}: "
                                  f"cannot listen: {exc.strerror}") from exc

@@ -4,8 +4,8 @@
 whose absence would let traffic through that the config forbids, or send it
 somewhere else (rules, routing, `mode tcp` that the kernel
 tier cannot take), stops
-the start; anything that only changes how well pyxlb serves (logs, cookie
-lifetimes) is a warning. Pure: reads the model, returns messages.
+the start; anything that only changes how well pyxlb serves (logs) is a warning.
+Pure: reads the model, returns messages.
 """
 
 from __future__ import annotations
@@ -84,7 +84,4 @@ def unserved(config: Config) -> list[Unserved]:
         if be.forward == "dsr" and be.tier != "kernel":
             add(be.where, f"backend {be.name}: 'pyxlb-forward dsr' is for layer-4 services "
                 "served by the kernel tier (mode tcp, a kernel balance)", True)
-        if be.cookie and (be.cookie.maxidle_ms or be.cookie.maxlife_ms):
-            add(be.cookie.where, f"backend {be.name}: cookie 'maxidle' and 'maxlife' are not "
-                "served yet (cookies never expire)", False)
     return found

@@ -158,25 +158,15 @@ listen stats
 """) == []
 
 
-def test_cookie_persistence_is_served_but_not_cookie_lifetimes():
+def test_cookie_persistence_and_cookie_lifetimes_are_served():
     assert findings("""
 frontend fe
     bind *:80
     default_backend be
 backend be
-    cookie SRV insert indirect nocache
+    cookie SRV insert indirect nocache maxidle 30m maxlife 8h
     server a 10.0.0.1:80 cookie a
 """) == []
-    found = findings("""
-frontend fe
-    bind *:80
-    default_backend be
-backend be
-    cookie SRV insert indirect maxidle 30m
-    server a 10.0.0.1:80 cookie a
-""")
-    assert found == [(12, "backend be: cookie 'maxidle' and 'maxlife' are not served yet "
-                      "(cookies never expire)", False)]
 
 
 def test_tls_binds_of_http_frontends_are_served():

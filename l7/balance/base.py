@@ -64,7 +64,7 @@ class Slot(Generic[S]):
 
     __slots__ = (
         "server", "index", "puid", "backup", "maxconn", "iweight", "uweight",
-        "eweight", "next_eweight", "up", "next_up", "served",
+        "eweight", "next_eweight", "up", "next_up", "served", "queued", "maxqueue",
         "tree", "entry", "npos", "lpos", "rweight", "wscore", "points",
     )
 
@@ -79,6 +79,9 @@ class Slot(Generic[S]):
         self.eweight = self.next_eweight = 0
         self.up = self.next_up = True
         self.served = 0
+        # Requests in the server's queue and its limit (0: none), kept by queue.Queues.
+        self.queued = 0
+        self.maxqueue = 0
         self.tree: Tree | None = None
         self.entry: int | None = None
         self.npos = self.lpos = self.rweight = self.wscore = 0
@@ -93,8 +96,8 @@ class Slot(Generic[S]):
         return self.next_up and self.next_eweight > 0
 
     def has_room(self) -> bool:
-        """Below its maxconn (HAProxy has no per-server queue here: l7 queues in front)."""
-        return not self.maxconn or self.served < self.maxconn
+        """Below its maxconn with nobody waiting in its queue (HAProxy's test)."""
+        return not self.maxconn or (not self.queued and self.served < self.maxconn)
 
     def commit(self) -> None:
         self.eweight = self.next_eweight
@@ -115,6 +118,9 @@ class Balancer(Generic[S]):
     """The lower-case header name ``pick()`` wants the value of (Need.HEADER)."""
     dynamic = True
     """Whether ``set_weight`` accepts any weight (HAProxy's BE_LB_PROP_DYN)."""
+    queues_first = False
+    """Whether a request joins the backend's queue whenever it is not empty, without
+    a pick (HAProxy does so for roundrobin, static-rr and first)."""
 
     def __init__(self, servers: Sequence[S], allbackups: bool = False) -> None:
         self._allbackups = allbackups
@@ -185,6 +191,10 @@ class Balancer(Generic[S]):
     def served(self, server: S) -> int:
         """Connections the server has now, as reported by acquire/release."""
         return self._slot(server).served
+
+    def has_usable(self) -> bool:
+        """Whether any server may take traffic (HAProxy: a non-zero tot_weight)."""
+        return self._tot_weight > 0
 
     def is_up(self, server: S) -> bool:
         """Whether the server may take requests (cookie persistence asks it, and keeps

@@ -37,6 +37,8 @@ class _Group(Generic[S]):
 class RoundRobin(Balancer[S]):
     """``balance roundrobin`` (the default)."""
 
+    queues_first = True
+
     def __init__(self, servers: Sequence[S], allbackups: bool = False) -> None:
         super().__init__(servers, allbackups)
         self._act: _Group[S] = _Group(self, self._tot_wact, False)

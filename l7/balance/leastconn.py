@@ -81,6 +81,8 @@ class LeastConn(Balancer[S]):
 class First(Balancer[S]):
     """``balance first``: the first server by id (declaration order) with room."""
 
+    queues_first = True
+
     def __init__(self, servers: Sequence[S], allbackups: bool = False) -> None:
         super().__init__(servers, allbackups)
         self._act: list[Slot[S]] = []
@@ -98,7 +100,7 @@ class First(Balancer[S]):
             return None
         avoided: Slot[S] | None = None
         for slot in order:
-            if not slot.maxconn or slot.served < slot.maxconn:
+            if slot.has_room():
                 if slot.server is not avoid:
                     return slot.server
                 avoided = slot

@@ -21,6 +21,7 @@ class StaticRoundRobin(Balancer[S]):
     """``balance static-rr``: 3:2:1 serves aababc, 3:1 aaab, 1:3 abbb."""
 
     dynamic = False
+    queues_first = True
 
     def __init__(self, servers: Sequence[S], allbackups: bool = False) -> None:
         self._map: list[Slot[S]] = []
@@ -108,6 +109,8 @@ class StaticRoundRobin(Balancer[S]):
 class MapHash(Hashed, StaticRoundRobin[S]):
     """A hash on the static map: ``source``, ``uri`` or ``hdr(name)``. A request with
     nothing to hash (no such header) is served by static round-robin on the map."""
+
+    queues_first = False
 
     def pick(self, key: bytes | None = None, avoid: S | None = None) -> S | None:
         tot = self._tot_weight

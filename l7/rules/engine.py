@@ -26,6 +26,7 @@ from pyxlb.config.rules import (
     ReplacePath,
     SetHeader,
     SetPath,
+    Tarpit,
     TrackSc,
 )
 from pyxlb.l7.responses import (
@@ -59,6 +60,10 @@ class Decision:
     answer: bytes | None = None
     status: int = 0
     close: bool = False
+    # `tarpit`: the answer goes out only after `hold` seconds (None: never, the
+    # client or its timeout ends the connection first).
+    tarpit: bool = False
+    hold: float | None = None
     stats: bool = False
     backend: str | None = None
     edited: bool = False
@@ -183,7 +188,9 @@ def _answer(decision: Decision, data: bytes, status: int, close: bool) -> Decisi
     return decision
 
 
-def _compile_action(action: Any, proxy: str, env: Env, track: Track | None) -> Action:
+def _compile_action(action: Any, proxy: str, env: Env, track: Track | None,
+                    tarpit_s: float | None = None) -> Action:
+    """`tarpit_s`: the proxy's `timeout tarpit` (else `timeout connect`), seconds."""
     if isinstance(action, Allow):
         return lambda view, d, closing: _STOP
     if isinstance(action, Deny):
@@ -191,6 +198,15 @@ def _compile_action(action: Any, proxy: str, env: Env, track: Track | None) -> A
         close_always = status in ALWAYS_CLOSE
         return lambda view, d, closing: _answer(
             d, deny_response(status, closing), status, closing or close_always)
+    if isinstance(action, Tarpit):
+        code = action.status
+
+        def tarpit(view: RequestView, d: Decision, closing: bool) -> Decision:
+            d.tarpit, d.hold = True, tarpit_s
+            return _answer(d, deny_response(code, closing), code,
+                           closing or code in ALWAYS_CLOSE)
+
+        return tarpit
     if isinstance(action, Auth):
         realm = proxy if action.realm is None else action.realm
         return lambda view, d, closing: _answer(d, auth_response(realm, closing), 401, closing)
@@ -303,9 +319,16 @@ class _ProxyRules:
     __slots__ = ("http_request", "redirects")
 
     def __init__(self, proxy: Any, env: Env, track: Track | None) -> None:
+        # A frontend carries its tarpit fallback; a backend has its connect timeout.
+        tarpit_ms = getattr(proxy, "tarpit_timeout", None)
+        timeouts = getattr(proxy, "timeouts", None)
+        if tarpit_ms is None and timeouts is not None:
+            tarpit_ms = (getattr(timeouts, "tarpit", None)
+                         or getattr(timeouts, "connect", None))
+        tarpit_s = None if not tarpit_ms else tarpit_ms / 1000.0
         self.http_request: list[tuple[Predicate | None, Action]] = [
             (compile_condition(rule.condition, env),
-             _compile_action(rule.action, proxy.name, env, track))
+             _compile_action(rule.action, proxy.name, env, track, tarpit_s))
             for rule in proxy.http_request
         ]
         self.redirects: list[tuple[Predicate | None, Redirect]] = [

@@ -43,6 +43,7 @@ from pyxlb.config.rules import (
     ReplacePath,
     SetHeader,
     SetPath,
+    Tarpit,
     TcpRequestRule,
     TrackSc,
     UseBackendRule,
@@ -54,9 +55,9 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 DENY_STATUSES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500,
                  501, 502, 503, 504)
 # The actions pyxlb implements.
-HTTP_ACTIONS = ("allow", "deny", "auth", "track-sc0", "track-sc1", "track-sc2", "set-header",
-                "add-header", "del-header", "replace-header", "set-path", "replace-path",
-                "replace-uri", "redirect")
+HTTP_ACTIONS = ("allow", "deny", "tarpit", "auth", "track-sc0", "track-sc1", "track-sc2",
+                "set-header", "add-header", "del-header", "replace-header", "set-path",
+                "replace-path", "replace-uri", "redirect")
 TCP_ACTIONS = ("accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2")
 # HAProxy 2.6's other http-request actions; a trailing "*" stands for any suffix.
 _HAPROXY_HTTP_ACTIONS = (
@@ -64,7 +65,7 @@ _HAPROXY_HTTP_ACTIONS = (
     "sc-set-gpt*", "send-spoe-group", "do-resolve*", "cache-use", "add-acl*", "capture",
     "del-acl*", "del-map*", "disable-l7-retry", "early-hint", "normalize-uri", "reject",
     "replace-pathq", "replace-value", "return", "set-map*", "set-method", "set-pathq",
-    "set-query", "set-uri", "strict-mode", "tarpit", "set-timeout", "wait-for-body",
+    "set-query", "set-uri", "strict-mode", "set-timeout", "wait-for-body",
     "set-var-fmt*", "set-var*", "unset-var*", "set-dst", "set-dst-port", "set-mark", "set-src",
     "set-src-port", "set-tos", "silent-drop", "set-priority-class", "set-priority-offset")
 _HAPROXY_TCP_ACTIONS = ("capture", "expect-proxy", "expect-netscaler-cip", "sc-inc-gpc*",
@@ -257,26 +258,30 @@ def _track_key(st: Statement, p: ProxyDraft, word: Word, stage: Stage, what: str
     return fetch
 
 
-def _deny(st: Statement, p: ProxyDraft, words: Sequence[Word]) -> Deny:
+def _deny(st: Statement, p: ProxyDraft, words: Sequence[Word],
+          action: str = "deny") -> Deny | Tarpit:
+    """`deny` or `tarpit` (same arguments; tarpit answers 500 by default)."""
+    made = Deny if action == "deny" else Tarpit
     if not words:
-        return Deny()
+        return made()
     option = words[0]
     if option.text not in ("deny_status", "status"):
         if option.text in ("content-type", "default-errorfiles", "errorfile", "errorfiles",
                            "file", "lf-file", "string", "lf-string", "hdr"):
-            raise st.error(f"'http-request deny {option.text}' {UNSUPPORTED}", option)
-        raise st.error(f"unexpected argument '{option.text}': 'http-request deny' takes "
+            raise st.error(f"'http-request {action} {option.text}' {UNSUPPORTED}", option)
+        raise st.error(f"unexpected argument '{option.text}': 'http-request {action}' takes "
                        "'deny_status <code>'", option)
     if len(words) < 2:
         raise st.error(f"'{option.text}' expects a status code", option)
     status = st.parse(words[1], parse_int, 0, name=option.text)
     if status not in DENY_STATUSES:
-        raise st.error(f"'http-request deny': HAProxy has no error page for status {status} "
+        raise st.error(f"'http-request {action}': HAProxy has no error page for status "
+                       f"{status} "
                        f"(statuses are {', '.join(map(str, DENY_STATUSES))})", words[1])
     if len(words) > 2:
         raise st.error(f"unexpected argument '{words[2].text}' after "
                        f"'{option.text} {status}'", words[2])
-    return Deny(status=status)
+    return made(status=status)
 
 
 def _exactly(st: Statement, action: Word, words: Sequence[Word], usage: str) -> list[Word]:
@@ -304,8 +309,8 @@ def _http_action(st: Statement, p: ProxyDraft, action: Word, words: Sequence[Wor
             raise st.error(f"unexpected argument '{words[0].text}': 'http-request allow' takes "
                            "none", words[0])
         return Allow()
-    if name == "deny":
-        return _deny(st, p, words)
+    if name in ("deny", "tarpit"):
+        return _deny(st, p, words, name)
     if name == "auth":
         if not words:
             return Auth()

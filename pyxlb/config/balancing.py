@@ -14,7 +14,7 @@ from pyxlb.config.errors import ConfigError
 from pyxlb.config.keywords import UNSUPPORTED, Cap, Statement, did_you_mean
 from pyxlb.config.model import BalanceParams, Cookie, Server
 from pyxlb.config.proxy_draft import PROXY, ProxyDraft
-from pyxlb.config.values import BadValue, parse_int, parse_time_ms
+from pyxlb.config.values import parse_int, parse_time_s
 
 SIMPLE_ALGORITHMS = ("roundrobin", "static-rr", "leastconn", "first", "source")
 BALANCE_ALGORITHMS = (*SIMPLE_ALGORITHMS, "uri", "hdr(<name>)")
@@ -151,12 +151,10 @@ def _cookie(st: Statement, p: ProxyDraft) -> None:
     p.cookie = Cookie(name=st.text(name), where=st.where, **fields)
 
 
-def _seconds(text: str) -> int:
-    """A cookie lifetime: seconds unless a unit is given, at least 1s."""
-    ms = parse_time_ms(text + "s" if text.isdigit() else text)
-    if ms < 1000:
-        raise BadValue(f"'{text}' is below the minimum of 1s")
-    return ms
+def _seconds(text: str) -> int | None:
+    """A cookie lifetime in milliseconds, whole seconds as HAProxy counts it; None
+    for 0, which HAProxy takes as no limit."""
+    return parse_time_s(text) * 1000 or None
 
 
 def effective_balance(p: ProxyDraft,

@@ -122,6 +122,7 @@ class Server:
     rise: int = DEFAULT_RISE
     fall: int = DEFAULT_FALL
     maxconn: int = 0  # 0: no limit, as in HAProxy
+    maxqueue: int = 0  # requests waiting in the server's own queue; 0: no limit
     cookie: str | None = None
     # Check intervals while the state changes (fastinter) and while DOWN (downinter);
     # None: `inter`.
@@ -294,6 +295,9 @@ class Frontend:
     logs: list[LogTarget]
     where: Where
     backlog: int | None = None
+    # `timeout tarpit`, else the `timeout connect` the frontend inherited (HAProxy's
+    # fallback, which needs the connect timeout a frontend otherwise ignores).
+    tarpit_timeout: int | None = None
     acls: dict[str, Acl] = field(default_factory=dict)
     tcp_request: list[TcpRequestRule] = field(default_factory=list)
     http_request: list[HttpRequestRule] = field(default_factory=list)

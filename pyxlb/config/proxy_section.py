@@ -39,7 +39,7 @@ MODES: tuple[Mode, ...] = ("http", "tcp")
 OPTION_CAPS = {"httplog": Cap.FE, "tcplog": Cap.FE, "dontlognull": Cap.FE,
                "log-separate-errors": Cap.FE, "contstats": Cap.FE,
                "http-server-close": Cap.FE | Cap.BE, "forwardfor": Cap.FE | Cap.BE,
-               "redispatch": Cap.BE, "allbackups": Cap.BE}
+               "redispatch": Cap.BE, "allbackups": Cap.BE, "abortonclose": Cap.BE}
 HTTP_ONLY_OPTIONS = frozenset({"httplog", "http-server-close", "forwardfor"})
 _LOG_FORMATS = ("httplog", "tcplog")
 # Options whose arguments (`option httplog clf`, `option forwardfor except ...`) HAProxy has.
@@ -167,7 +167,7 @@ PROXY.unsupported(
     "stats http-request", "stats scope", "stats show-desc", "stats show-legends",
     "stats show-modules", "stats show-node", "stats bind-process",
     "timeout client-fin", "timeout server-fin",
-    "option abortonclose", "option accept-invalid-http-request",
+    "option accept-invalid-http-request",
     "option accept-invalid-http-response", "option checkcache",
     "option clitcpka", "option disable-h2-upgrade", "option dontlog-normal",
     "option external-check", "option h1-case-adjust-bogus-client",
@@ -295,6 +295,8 @@ def build_proxy(p: ProxyDraft, global_logs: list[LogTarget],
                             stats_uri=stats.uri if stats else None, stats=stats,
                             options=front_options, timeouts=_timeouts(p, Cap.FE),
                             maxconn=p.maxconn, backlog=p.backlog, logs=logs, where=p.where,
+                            tarpit_timeout=(p.timeouts.get("tarpit")
+                                            or p.timeouts.get("connect")),
                             acls=dict(rules.acls), tcp_request=list(rules.tcp_request),
                             http_request=list(rules.http_request),
                             redirects=list(rules.redirects),

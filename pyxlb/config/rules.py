@@ -31,6 +31,14 @@ class Deny:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Tarpit:
+    """Hold the request for `timeout tarpit`, then answer HAProxy's error page for
+    `status` (500 unless `deny_status N`)."""
+
+    status: int = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Auth:
     """Answer 401 asking for Basic credentials; `realm` None means the proxy's name."""
 
@@ -114,12 +122,12 @@ class Reject:
     silent: bool = False
 
 
-HttpAction = (Allow | Deny | Auth | TrackSc | SetHeader | DelHeader | ReplaceHeader | SetPath
-              | ReplacePath | Redirect)
+HttpAction = (Allow | Deny | Tarpit | Auth | TrackSc | SetHeader | DelHeader | ReplaceHeader
+              | SetPath | ReplacePath | Redirect)
 TcpAction = Accept | Reject | TrackSc
 
 # Actions after which no other http-request rule runs.
-FINAL_HTTP_ACTIONS = (Allow, Deny, Auth, Redirect)
+FINAL_HTTP_ACTIONS = (Allow, Deny, Tarpit, Auth, Redirect)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

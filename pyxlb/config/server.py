@@ -51,6 +51,11 @@ def _maxconn(fields: dict[str, Any], st: Statement, word: Word) -> None:
     fields["maxconn"] = st.parse(word, parse_int, 0, name="maxconn")
 
 
+@SERVER_OPTIONS.option("maxqueue", "<count>")
+def _maxqueue(fields: dict[str, Any], st: Statement, word: Word) -> None:
+    fields["maxqueue"] = st.parse(word, parse_int, 0, name="maxqueue")
+
+
 @SERVER_OPTIONS.option("cookie", "<value>")
 def _cookie(fields: dict[str, Any], st: Statement, word: Word) -> None:
     if not word.text:
@@ -116,7 +121,7 @@ SERVER_OPTIONS.unsupported(
     "allow-0rtt", "alpn", "ca-file", "check-alpn", "check-proto", "check-send-proxy",
     "check-sni", "check-ssl", "check-via-socks4", "ciphers", "ciphersuites", "crl-file", "crt",
     "force-sslv3", "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "id",
-    "init-addr", "log-proto", "max-reuse", "maxqueue", "minconn", "namespace",
+    "init-addr", "log-proto", "max-reuse", "minconn", "namespace",
     "no-agent-check", "no-check-ssl", "no-send-proxy", "no-ssl", "no-ssl-reuse",
     "no-tls-tickets", "no-verifyhost", "non-stick", "npn", "on-marked-down", "on-marked-up",
     "pool-conn-name", "pool-low-conn", "pool-max-conn", "pool-purge-delay", "port", "proto",

@@ -50,6 +50,23 @@ def parse_time_ms(text: str) -> int:
     return ms
 
 
+def parse_time_s(text: str) -> int:
+    """A HAProxy time counted in seconds (`30`, `1500ms`, `30m`, `8h`): seconds unless
+    a unit is given, rounded up, up to INT_MAX seconds (cookie lifetimes)."""
+    match = _TIME.fullmatch(text)
+    if match is None:
+        raise BadValue(f"'{text}' is not a time: write seconds, or a number with a unit "
+                       "(us, ms, s, m, h, d)")
+    digits, unit = match.groups()
+    if unit and unit not in _TIME_UNITS:
+        raise BadValue(f"unknown time unit '{unit}' in '{text}' (units are us, ms, s, m, h, d)")
+    mult, div = _TIME_UNITS[unit or "s"]
+    seconds = -(-int(digits) * mult // (div * 1000)) if len(digits) <= _MAX_DIGITS else INT_MAX + 1
+    if seconds > INT_MAX:
+        raise BadValue(f"'{text}' is too long: the maximum is {INT_MAX} s (about 68 years)")
+    return seconds
+
+
 def parse_positive_time_ms(text: str) -> int:
     """A time that must not be 0 (check intervals, the stats timeout)."""
     ms = parse_time_ms(text)

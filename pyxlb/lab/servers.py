@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +29,8 @@ from pyxlb.lab.topology import TCP_PORT, WEB_PORT, WS_PORT
 
 STATUS_PATH = "/status"
 NOTFOUND_PATH = "/notfound"
+SLOW_PATH = "/slow/"
+"""`/slow/<ms>`: answered after that many milliseconds (requests held by a server)."""
 
 
 def announce_ready(kind: str, name: str, port: int) -> None:
@@ -49,6 +52,8 @@ def _web_handler(name: str) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, send_body: bool) -> None:
             path = self.path.split("?", 1)[0]
+            if path.startswith(SLOW_PATH) and path[len(SLOW_PATH):].isdigit():
+                time.sleep(int(path[len(SLOW_PATH):]) / 1000)
             if path == STATUS_PATH:
                 status, body = HTTPStatus.OK, b"OK\n"
             elif path == NOTFOUND_PATH or path.startswith(NOTFOUND_PATH + "/"):

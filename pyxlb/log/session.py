@@ -9,7 +9,8 @@ events it handles anyway, and turned into dates through the connection's offset.
 
 Endings and their `%tsc` (what HAProxy 2.6.12 logged for the same exchange):
 deny `PR`, auth challenge and redirect `LR`, stats `LR` with server `<STATS>`, no
-server or a refused connection `SC`, a server closing before its response head `SH`,
+server or a refused connection `SC`, `timeout queue` `sQ`, a full maxqueue `SQ`, a
+client leaving while queued `CQ`, a server closing before its response head `SH`,
 a response head it cannot parse `PH`, `timeout server` before the head `sH`, a server
 cutting its body short `SD`, a client gone mid-response `CD` (`cD` on `timeout
 client`), a bad request `PR` with `<BADREQ>`, and on a connection's first request,
@@ -67,7 +68,8 @@ class FrontendLog:
 
 class ConnectionLog:
     """One client connection: its addresses, the loop-to-epoch offset, the bytes
-    written to the client so far, and where the current request began."""
+    sent to the client so far (as HAProxy counts them), and where the current request
+    began."""
 
     __slots__ = ("fe", "client_ip", "client_port", "local_ip", "local_port", "offset",
                  "accepted", "begin", "sent", "mark", "requests", "ended")
@@ -80,7 +82,7 @@ class ConnectionLog:
         self.offset = offset
         self.accepted = now
         self.begin = now
-        self.sent = 0  # bytes written to the client (the proxy adds to it)
+        self.sent = 0  # bytes sent to the client as HAProxy counts them (l7.htx; the proxy adds)
         self.mark = 0  # `sent` when the current response began
         self.requests = 0
         self.ended = False  # the connection's end was logged
@@ -145,6 +147,8 @@ class ConnectionLog:
         record = req.record
         if cause is not None and not req.answered:
             record.termination = cause + req.state()
+        if req.cookie is not None:
+            record.cookies = req.cookie.seen + req.cookie.sent
         if not req.fixed_bytes:
             record.bytes_out = self.sent - self.mark
         self.mark = self.sent
@@ -152,7 +156,10 @@ class ConnectionLog:
         backend, server = req.backend, req.server
         if backend is not None:
             served = backend.balancer.served
-            record.beconn = sum(served(s) for s in backend.servers)
+            # HAProxy's beconn counts the backend's queued requests too.
+            queues = getattr(backend, "queues", None)
+            record.beconn = (sum(served(s) for s in backend.servers)
+                             + (0 if queues is None else queues.total()))
             if server is not None:
                 record.srv_conn = served(server)
         self._send(record, now)
@@ -176,7 +183,7 @@ class RequestLog:
     response head, D data)."""
 
     __slots__ = ("record", "start", "picked_at", "connected_at", "backend", "server",
-                 "answered", "fixed_bytes", "server_closed")
+                 "answered", "fixed_bytes", "server_closed", "queued_at", "cookie")
 
     def __init__(self, record: SessionRecord, start: float) -> None:
         self.record = record
@@ -188,6 +195,10 @@ class RequestLog:
         self.answered = False  # the termination flags are final
         self.fixed_bytes = False
         self.server_closed = False
+        self.queued_at: float | None = None
+        # The request's persistence cookie (l7.cookies.CookieRequest): its flags
+        # (`seen`, `sent`) are the cookie characters of %tsc.
+        self.cookie: Any = None
 
     def picked(self, backend: Any, server: Any, now: float) -> None:
         """The backend's balancer chose `server` (None: none usable) at `now`."""
@@ -196,7 +207,29 @@ class RequestLog:
         self.backend = backend
         if server is not None:
             record.server = server.name
-            record.t_queue = 0  # pyxlb does not queue: a full server is a 503
+            record.t_queue = 0
+            self.server = server
+            self.picked_at = now
+
+    def queued(self, backend: Any, server: Any, now: float) -> None:
+        """Every server was full at `now`: the request waits in the backend's queue
+        (`server` None) or in that of the server its cookie chose."""
+        self.record.backend = backend.name
+        self.backend = backend
+        if server is not None:
+            self.record.server = server.name
+            self.server = server
+        self.queued_at = now
+
+    def dequeued(self, server: Any, pending: Any, now: float) -> None:
+        """The request left its queue at `now`, for `server` (None: `timeout queue`
+        expired); %Tw is its wait, %sq/%bq HAProxy's positions (`pending`'s)."""
+        record = self.record
+        if self.queued_at is not None:
+            record.t_queue = _ms(now - self.queued_at)
+        record.srv_queue, record.backend_queue = pending.srv_pos, pending.be_pos
+        if server is not None:
+            record.server = server.name
             self.server = server
             self.picked_at = now
 
@@ -227,6 +260,24 @@ class RequestLog:
         self.record.termination = "LR" if status == 401 or 300 <= status < 400 else "PR"
         self.answered = True
 
+    def tarpit(self, now: float) -> None:
+        """A tarpit holds the rule's answer from `now`: not final yet (a client
+        leaving meanwhile logs `CT`)."""
+        self.answered = False
+        self.record.status = -1
+        self.record.termination = "--"
+        self.queued_at = now
+
+    def tarpitted(self, status: int, since: float, now: float) -> None:
+        """The tarpit's answer went out at `now`: HAProxy logs `PT`, %TR -1 and the
+        time held as %Tw."""
+        record = self.record
+        record.status = status
+        record.termination = "PT"
+        record.t_request = -1
+        record.t_queue = _ms(now - since)
+        self.answered = True
+
     def stats(self) -> None:
         record = self.record
         record.server = STATS_SERVER
@@ -235,11 +286,14 @@ class RequestLog:
         record.termination = "LR"
         self.answered = True
 
-    def generated(self, status: int) -> None:
-        """pyxlb answered 502/503/504 instead of the server."""
+    def generated(self, status: int, termination: str | None = None) -> None:
+        """pyxlb answered 502/503/504 instead of the server; `termination` when the
+        ending is not the status's usual one (`sQ`: timeout queue)."""
         record = self.record
         record.status = status
-        if status == 504:
+        if termination is not None:
+            record.termination = termination
+        elif status == 504:
             record.termination = "sH"
         elif status == 502:
             record.termination = "SH" if self.server_closed else "PH"
@@ -263,6 +317,8 @@ class RequestLog:
             return "H"
         if self.picked_at is not None:
             return "C"
+        if self.queued_at is not None:
+            return "Q" if self.backend is not None else "T"
         return "R"
 
 

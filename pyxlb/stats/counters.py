@@ -15,19 +15,55 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 NO_CHECK = "no check"
 """Status of a server without health checks (and, until checks run, of every server)."""
 
 _DOWN_STATES = frozenset({"DOWN", "MAINT"})
 
+TIME_STATS_SAMPLES = 512
+"""The window of HAProxy's average times (qtime): the last 512 requests."""
+
+
+class QueueView(Protocol):
+    """A queue as the stats read it (l7.balance.queue): now and at its highest."""
+
+    length: int
+    peak: int
+
+
+@dataclass(slots=True, eq=False)
+class QueueTime:
+    """HAProxy's qtime and qtime_max (ms): the time requests that reached a server
+    waited in a queue (%Tw), summed exactly until the proxy or server has seen
+    TIME_STATS_SAMPLES requests, then as a sliding sum over that many
+    (swrate_add_dynamic); the average divides by the requests seen (stot, at most
+    the window), so requests that never reached a server count as no wait."""
+
+    total: int = 0
+    top: int = 0
+
+    def add(self, ms: int, requests: int) -> None:
+        """A request that waited ``ms`` reached a server; ``requests``: stot now."""
+        if requests > TIME_STATS_SAMPLES:
+            self.total += ms - (self.total + TIME_STATS_SAMPLES - 1) // TIME_STATS_SAMPLES
+        else:
+            self.total += ms
+        if ms > self.top:
+            self.top = ms
+
+    def average(self, requests: int) -> int:
+        n = min(requests, TIME_STATS_SAMPLES)
+        return (self.total + n - 1) // n if n else 0
+
 
 @dataclass(slots=True, eq=False)
 class ServerStats:
     """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it;
     ``retries`` and ``redispatches`` its wretr and wredis (connections retried on
-    it, requests redispatched away from it)."""
+    it, requests redispatched away from it); ``bytes_in``/``bytes_out`` its bin and
+    bout (requests and responses as HAProxy counts them, tunnels included)."""
 
     name: str
     sid: int
@@ -35,8 +71,13 @@ class ServerStats:
     backup: bool
     status: str = NO_CHECK
     requests: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     retries: int = 0
     redispatches: int = 0
+    maxqueue: int = 0  # the server's `maxqueue` (qlimit), 0: none
+    queue: QueueView | None = None  # its queue, once l7 serves the backend
+    queue_time: QueueTime = field(default_factory=QueueTime)
 
     @property
     def is_up(self) -> bool:
@@ -46,11 +87,16 @@ class ServerStats:
 
 @dataclass(slots=True, eq=False)
 class BackendStats:
-    """Counters of one backend: ``requests`` counts requests routed to it, served or not."""
+    """Counters of one backend: ``requests`` counts requests routed to it, served or
+    not; ``bytes_in``/``bytes_out`` (bin, bout) theirs."""
 
     name: str
     servers: list[ServerStats]
     requests: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    queue: QueueView | None = None
+    queue_time: QueueTime = field(default_factory=QueueTime)
 
     def server(self, name: str) -> ServerStats:
         for srv in self.servers:
@@ -97,11 +143,14 @@ class FrontendStats:
     ``connections``: accepted connections (HAProxy's stot and conn_tot: one session
     per HTTP/1 connection). ``requests``: every request, stats and bad ones
     included (req_tot). ``intercepted``: requests answered by pyxlb itself (stats).
-    ``bad_requests``: requests that failed to parse (ereq).
+    ``bad_requests``: requests that failed to parse (ereq). ``bytes_in``,
+    ``bytes_out``: bin and bout, every request and response included.
     """
 
     name: str
     connections: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
     requests: int = 0
     intercepted: int = 0
     bad_requests: int = 0
@@ -180,7 +229,8 @@ class StatsRegistry:
             proxy = by_name[be.name]
             proxy.mode = getattr(be, "mode", None) or proxy.mode
             servers = [
-                ServerStats(s.name, sid, s.weight, bool(s.backup))
+                ServerStats(s.name, sid, s.weight, bool(s.backup),
+                            maxqueue=getattr(s, "maxqueue", 0))
                 for sid, s in enumerate(be.servers, start=1)
             ]
             proxy.backend = BackendStats(be.name, servers)

@@ -12,7 +12,14 @@ from __future__ import annotations
 from html import escape
 from importlib import metadata
 
-from pyxlb.stats.counters import BackendStats, FrontendStats, ProxyStats, StatsRegistry
+from pyxlb.stats.counters import (
+    BackendStats,
+    FrontendStats,
+    ProxyStats,
+    QueueTime,
+    QueueView,
+    StatsRegistry,
+)
 
 _HEADER_NAMES = (
     "pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,"
@@ -65,31 +72,46 @@ def _row(values: dict[str, object]) -> str:
 def _frontend_row(proxy: ProxyStats, fe: FrontendStats) -> str:
     return _row({
         "pxname": proxy.name, "svname": "FRONTEND", "stot": fe.connections,
+        "bin": fe.bytes_in, "bout": fe.bytes_out,
         "ereq": fe.bad_requests, "status": "OPEN", "pid": _PID, "iid": proxy.iid, "sid": 0,
         "type": TYPE_FRONTEND, "req_tot": fe.requests, "mode": proxy.mode,
         "conn_tot": fe.connections, "intercepted": fe.intercepted,
     })
 
 
+def _queue_cells(queue: QueueView | None, times: QueueTime, requests: int,
+                 limit: str = "") -> dict[str, object]:
+    """qcur, qmax, qlimit (a server's maxqueue, empty when unlimited), qtime and
+    qtime_max, for a backend or server the l7 tier queues for."""
+    if queue is None:
+        return {}
+    return {"qcur": queue.length, "qmax": queue.peak, "qlimit": limit,
+            "qtime": times.average(requests), "qtime_max": times.top}
+
+
 def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
     rows = [
         _row({
             "pxname": proxy.name, "svname": srv.name, "stot": srv.requests,
+            "bin": srv.bytes_in, "bout": srv.bytes_out,
             "status": srv.status, "weight": srv.weight, "act": int(not srv.backup),
             "bck": int(srv.backup), "pid": _PID, "iid": proxy.iid, "sid": srv.sid,
             "lbtot": srv.requests, "type": TYPE_SERVER, "req_tot": srv.requests,
             "mode": proxy.mode, "uweight": srv.weight, "wretr": srv.retries,
             "wredis": srv.redispatches,
+            **_queue_cells(srv.queue, srv.queue_time, srv.requests, srv.maxqueue or ""),
         })
         for srv in be.servers
     ]
     weight = be.weight
     rows.append(_row({
         "pxname": proxy.name, "svname": "BACKEND", "stot": be.requests, "status": be.status,
+        "bin": be.bytes_in, "bout": be.bytes_out,
         "weight": weight, "act": be.active_up, "bck": be.backup_up, "pid": _PID,
         "iid": proxy.iid, "sid": 0, "lbtot": be.lbtot, "type": TYPE_BACKEND,
         "req_tot": be.requests, "mode": proxy.mode, "uweight": weight,
         "wretr": be.retries, "wredis": be.redispatches,
+        **_queue_cells(be.queue, be.queue_time, be.requests),
     }))
     return rows
 
@@ -121,9 +143,15 @@ td.name, td.ac { text-align: left; }
 """
 
 _TABLE_HEAD = (
-    "<tr class=\"titre\"><th></th><th>Status</th><th>Wght</th><th>Act</th><th>Bck</th>"
+    "<tr class=\"titre\"><th></th><th>Queue Cur</th><th>Queue Max</th><th>Queue Limit</th>"
+    "<th>Status</th><th>Wght</th><th>Act</th><th>Bck</th>"
     "<th>Sessions total</th><th>LbTot</th><th>Requests</th></tr>\n"
 )
+
+
+def _queue_html(queue: QueueView | None, limit: object = "") -> tuple[object, ...]:
+    """The Queue Cur/Max/Limit cells (empty for a frontend and where l7 does not queue)."""
+    return ("", "", "") if queue is None else (queue.length, queue.peak, limit)
 
 
 def _html_row(css: str, name: str, cells: tuple[object, ...], checkbox: str = "") -> str:
@@ -154,7 +182,8 @@ def _html_table(proxy: ProxyStats, admin: bool = False) -> str:
     if proxy.frontend is not None:
         fe = proxy.frontend
         rows.append(_html_row("frontend", "Frontend",
-                              ("OPEN", "", "", "", fe.connections, "", fe.requests)))
+                              ("", "", "", "OPEN", "", "", "", fe.connections, "",
+                               fe.requests)))
     if proxy.backend is not None:
         be = proxy.backend
         for s in be.servers:
@@ -162,17 +191,18 @@ def _html_table(proxy: ProxyStats, admin: bool = False) -> str:
                         f"name=\"s\" value=\"{escape(s.name)}\"> " if admin else "")
             rows.append(_html_row(
                 _server_css(s.backup, s.status, s.is_up), s.name,
-                (s.status, s.weight, "-" if s.backup else "Y", "Y" if s.backup else "-",
+                (*_queue_html(s.queue, s.maxqueue or ""), s.status, s.weight,
+                 "-" if s.backup else "Y", "Y" if s.backup else "-",
                  s.requests, s.requests, s.requests), checkbox,
             ))
         rows.append(_html_row(
             "backend", "Backend",
-            (be.status, be.weight, be.active_up, be.backup_up, be.requests, be.lbtot,
-             be.requests),
+            (*_queue_html(be.queue), be.status, be.weight, be.active_up, be.backup_up,
+             be.requests, be.lbtot, be.requests),
         ))
     name = escape(proxy.name)
     table = (
-        f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan=8>"
+        f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan=11>"
         f"<a name=\"{name}\"></a>{name}</th></tr>\n{_TABLE_HEAD}{''.join(rows)}</table>\n"
     )
     if not admin or proxy.backend is None:

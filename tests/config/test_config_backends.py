@@ -220,3 +220,13 @@ def test_retries_and_backlog(parse: Parse) -> None:
             server a 10.0.0.1:80
     """)
     assert (config.backends["l"].retries, config.frontends["l"].backlog) == (2, 128)
+
+
+def test_cookie_lifetimes_as_haproxy_reads_them(parse: Parse) -> None:
+    # Seconds unless a unit says otherwise, rounded up to whole seconds; 0 is no
+    # limit; beyond timers' 24.8 days, as HAProxy counts these in seconds.
+    lifetimes = {"30": 30_000, "500ms": 1000, "1500ms": 2000, "0": None, "30d": 2_592_000_000}
+    for text, ms in lifetimes.items():
+        cookie = parse("defaults\n    mode http\nbackend b\n"
+                       f"    cookie S insert maxidle {text} maxlife {text}\n").backends["b"].cookie
+        assert (cookie.maxidle_ms, cookie.maxlife_ms) == (ms, ms), text

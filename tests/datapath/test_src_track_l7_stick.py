@@ -77,3 +77,11 @@ def test_a_request_without_a_source_address_is_not_tracked(xdp):
     stick.track(TRACK, view)
     assert fetch(stick, "sc0_conn_cnt", view) is None
     assert list(xdp.src_track.entries()) == []
+
+
+def test_a_tarpit_counts_as_an_http_error_whatever_its_status(xdp):
+    stick = counters(xdp)
+    view = request()
+    stick.track(TRACK, view)
+    stick.finish(view, 500, error=True)  # `http-request tarpit`: 500 by default
+    assert xdp.src_track.get("10.111.0.10").http_err_cnt == 1

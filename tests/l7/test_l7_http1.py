@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pyxlb.l7.http1 import (
+    absolute_target,
     chunk,
     connection_line,
+    foreign_coding,
     has_token,
     is_chunked,
     last_chunk,
     request_head,
     response_head,
+    same_host,
     version_bytes,
 )
 
@@ -51,6 +54,31 @@ def test_is_chunked_looks_at_the_last_coding() -> None:
     assert is_chunked(b"gzip, Chunked ")
     assert not is_chunked(b"chunked, gzip")
     assert not is_chunked(b"gzip")
+
+
+def test_foreign_coding_is_any_coding_but_chunked() -> None:
+    assert not foreign_coding(b"chunked")
+    assert not foreign_coding(b" Chunked ")
+    assert foreign_coding(b"gzip, chunked")
+    assert foreign_coding(b"gzip")
+    assert foreign_coding(b"chunked,")
+
+
+def test_same_host_ignores_case_and_surrounding_spaces() -> None:
+    assert same_host(b"a.example", b" A.Example ")
+    assert not same_host(b"a", b"b")
+    assert not same_host(b"a", b"a:80")
+
+
+def test_absolute_target_drops_the_default_port_and_user_info() -> None:
+    assert absolute_target(b"/x") is None
+    assert absolute_target(b"*") is None
+    assert absolute_target(b"/x?u=http://b/") is None
+    assert absolute_target(b"http://a/x?y") == (b"http://a/x?y", b"a")
+    assert absolute_target(b"http://u@a:80/x") == (b"http://u@a/x", b"a")
+    assert absolute_target(b"HTTPS://a:443?q") == (b"HTTPS://a?q", b"a")
+    assert absolute_target(b"http://a:443/") == (b"http://a:443/", b"a:443")
+    assert absolute_target(b"http://a:8080") == (b"http://a:8080", b"a:8080")
 
 
 def test_chunks() -> None:

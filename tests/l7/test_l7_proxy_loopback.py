@@ -22,7 +22,7 @@ from l7_harness import (
 )
 
 from pyxlb.l7.proxy import ClientConnection
-from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
+from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, UNPROCESSABLE, error_response
 
 
 def config(*ports: int, backend_lines: str = "    retries 0\n") -> str:
@@ -217,6 +217,16 @@ def test_bad_request_after_good_one_is_answered_in_turn(proxy: RunningProxy) -> 
     first, _, rest = raw.partition(b"web1 /ok\n")
     assert first.startswith(b"HTTP/1.1 200 OK\r\n")
     assert rest == BAD_REQUEST
+
+
+def test_chunked_under_another_coding_gets_422_in_turn(proxy: RunningProxy) -> None:
+    raw = raw_exchange(proxy, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                       b"\r\n3\r\nabc\r\n0\r\n\r\n")
+    first, _, rest = raw.partition(b"web1 /ok\n")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert rest == UNPROCESSABLE
+    assert stats_csv(proxy)["FRONTEND"]["ereq"] == "1"
 
 
 def test_oversized_head_gets_400(proxy: RunningProxy) -> None:

@@ -7,6 +7,7 @@ import pytest
 from pyxlb.l7.responses import (
     BAD_REQUEST,
     REQUEST_TIMEOUT,
+    UNPROCESSABLE,
     error_response,
     stats_response,
 )
@@ -26,6 +27,16 @@ def test_408_is_haproxys_raw_message() -> None:
     assert REQUEST_TIMEOUT.endswith(
         b"<html><body><h1>408 Request Time-out</h1>\n"
         b"Your browser didn't send a complete request in time.\n</body></html>\n"
+    )
+
+
+def test_422_is_haproxys_raw_message_without_a_connection_header() -> None:
+    # Seen from haproxy 2.6.12-1+deb12u4 for "Transfer-Encoding: gzip, chunked".
+    assert UNPROCESSABLE == (
+        b"HTTP/1.1 422 Unprocessable Content\r\nContent-length: 116\r\n"
+        b"Cache-Control: no-cache\r\nContent-Type: text/html\r\n\r\n"
+        b"<html><body><h1>422 Unprocessable Content</h1>\n"
+        b"The server cannot process the contained instructions.\n</body></html>\n"
     )
 
 

@@ -253,3 +253,31 @@ def test_an_upgrade_with_a_body_is_a_plain_request(
             ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
             assert recv_exactly(client, len(ok)) == ok
             assert read_head(server) == b"GET /next HTTP/1.1\r\nhost: x\r\n\r\n"
+
+
+def test_tunnelled_bytes_count_in_bin_and_bout_as_haproxys(
+    run_proxy: ProxyStarter, scripted: ScriptedServer
+) -> None:
+    """HAProxy's stats add what went through the tunnel to the request and the 101
+    as it counts them (l7.htx): 116 for this request head, 132 for this 101."""
+    proxy = run_proxy(config(scripted.port))
+    client, server, _ = open_tunnel(proxy, scripted, early=b"early")
+    with server:
+        assert recv_exactly(server, 5) == b"early"
+        client.sendall(b"x" * 1000)
+        assert recv_exactly(server, 1000) == b"x" * 1000
+        server.sendall(b"y" * 3000)
+        assert recv_exactly(client, 3000) == b"y" * 3000
+        client.close()
+        assert server.recv(1) == b""
+    deadline = time.monotonic() + 5
+    while proxy.served() != {"be/s1": 0}:
+        assert time.monotonic() < deadline, "the tunnel did not end"
+        time.sleep(0.01)
+
+    def counts() -> list[tuple[int, int]]:
+        reg = proxy.registry
+        slots = (reg.frontend("fe"), reg.backend("be"), reg.backend("be").server("s1"))
+        return [(s.bytes_in, s.bytes_out) for s in slots]
+
+    assert proxy.call(counts) == [(116 + 1005, 132 + 3000)] * 3

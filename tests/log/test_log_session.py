@@ -261,3 +261,18 @@ backend be
     conn = fe.connection((CLIENT, 38896), (LB, 8083), at("24/Nov/2026:07:17:39.207"), 0.0)
     proxied(conn, b"GET /t HTTP/1.1", "be", "web1", sent=188, end=0.003)
     assert recorder.sent == SAMPLES["http_tcplog"]
+
+
+def test_a_persistence_cookie_gives_the_flags_of_tsc() -> None:
+    """HAProxy's third and fourth %tsc characters: what the request's cookie said
+    and what became of it (l7.cookies.CookieRequest's `seen` and `sent`)."""
+    sender = Recorder()
+    conn = connection("fe", 40000, "24/Nov/2026:07:00:00.000", sender)
+    conn.started(0.0)
+    req = conn.request(b"GET / HTTP/1.1", 0.0)
+    assert req is not None
+    b, s = backend("be", "web1")
+    req.picked(b, s, 0.0)
+    req.cookie = SimpleNamespace(seen="E", sent="I")
+    conn.end(req, 0.0)
+    assert b" - - --EI " in sender.sent[0]

@@ -88,6 +88,9 @@ def test_counters_and_known_columns() -> None:
     be.requests = 10
     be.server("web1").requests = 6
     be.server("web2").requests = 4
+    fe.bytes_in, fe.bytes_out = 326, 6207
+    be.bytes_in, be.bytes_out = 300, 6000
+    be.server("web1").bytes_in, be.server("web1").bytes_out = 200, 5000
     by = {(r["pxname"], r["svname"]): r for r in rows(render_csv(reg))}
 
     front = by["http_front", "FRONTEND"]
@@ -108,7 +111,10 @@ def test_counters_and_known_columns() -> None:
     assert (back["weight"], back["act"], back["bck"], back["iid"]) == ("4", "2", "1", "2")
 
     # Unknown columns stay empty; the separator column reads "-".
-    assert web1["qcur"] == web1["bin"] == web1["check_status"] == ""
+    assert web1["qcur"] == web1["dreq"] == web1["check_status"] == ""
+    # Bytes in and out (HAProxy's HTX counts, l7.htx).
+    assert [(r["bin"], r["bout"]) for r in (front, web1, back)] == [
+        ("326", "6207"), ("200", "5000"), ("300", "6000")]
     assert web1["-"] == front["-"] == back["-"] == "-"
 
 
