@@ -113,6 +113,9 @@ REPLAY_LIMIT = 65536
 """A request sent on a reused server connection is kept up to this size so it can
 be sent again on a fresh connection if the server had closed the old one."""
 
+_BACKGROUND: set[asyncio.Task[None]] = set()
+"""Tasks nothing else holds (asyncio keeps only weak references)."""
+
 
 class Frontend:
     """What a frontend's connections share, computed once at start."""
@@ -1108,11 +1111,17 @@ class ClientConnection(asyncio.Protocol):
         return StatsRequest(RequestView(method, url, version, headers_of(self._lines),
                                         self._src, self._local_port, self.tls))
 
-    def _answer_stats(self, ex: Exchange) -> None:
+    def _answer_stats(self, ex: Exchange, shown: StatsRegistry | None = None) -> None:
         page = self.fe.stats_page
         assert page is not None and ex.stats is not None
+        if shown is None and page.registry.collect is not None:
+            # Several processes serve (nbthread): every one's counters first.
+            task = self.loop.create_task(self._answer_stats_totals(ex))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+            return
         close = ex.close_after or not ex.request_done
-        answer = page.respond(ex.stats, ex.head_only, close)
+        answer = page.respond(ex.stats, ex.head_only, close, shown)
         ex.bytes_out += chunked_reply_size(answer, ex.head_only)
         self._write(answer)
         ex.response_done = True
@@ -1120,6 +1129,13 @@ class ClientConnection(asyncio.Protocol):
             self._close()
         elif ex.request_done:
             self._finish(ex)
+
+    async def _answer_stats_totals(self, ex: Exchange) -> None:
+        page = self.fe.stats_page
+        assert page is not None
+        shown = await page.registry.current()
+        if not self.closed and self.queue and self.queue[0] is ex:
+            self._answer_stats(ex, shown)
 
     def _generated(self, ex: Exchange, status: int, termination: str | None = None) -> None:
         """A 502/503/504 page instead of the server's response; ``termination``: the

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pyxlb.health.checker import HealthMonitor
     from pyxlb.runtime.admin import ServerAdmin
     from pyxlb.stats.counters import StatsRegistry
+    from pyxlb.workers.pool import WorkerPool
 
 
 class StartError(Exception):
@@ -115,6 +116,8 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     from pyxlb.runtime.admin import ServerAdmin
     from pyxlb.runtime.process import open_stats_socket
     from pyxlb.stats.counters import StatsRegistry
+    from pyxlb.workers.pool import WorkerError
+    from pyxlb.workers.worker import process_share
 
     stats = StatsRegistry.build(config.frontends, config.backends)
     l4 = L4Services(config, instance)
@@ -125,6 +128,7 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
     admin = ServerAdmin(config, monitor, upstreams, l4)
     stats.control = admin.set_state  # `stats admin` forms
+    workers = layer7_workers(config, instance, admin, monitor, stats)
     servers = []
     stats_socket = None
     l4_task: asyncio.Task[None] | None = None
@@ -140,8 +144,8 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
             stats.refresh = lambda: kernel_counters(config, stats, l4)
         monitor.start()
         # `global maxconn`: every l7 frontend stops accepting at the process's limit.
-        process_limit = (ProcessLimit(config.global_.maxconn)
-                         if config.global_.maxconn else None)
+        share = process_share(config.global_.maxconn, workers.count if workers else 1)
+        process_limit = ProcessLimit(share) if share else None
         for frontend in config.frontends.values():
             if frontend.tier == "kernel":
                 continue
@@ -153,6 +157,11 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
                 raise StartError(f"{frontend.where}: frontend {frontend.name}: "
                                  f"cannot listen: {exc.strerror}") from exc
             except TLSConfigError as exc:
+                raise StartError(str(exc)) from exc
+        if workers is not None:
+            try:
+                await workers.start()
+            except WorkerError as exc:
                 raise StartError(str(exc)) from exc
         stats_socket = await open_stats_socket(config, stats, admin, instance)
 
@@ -173,10 +182,62 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
             await asyncio.wait([l4_task])
         if stats_socket is not None:
             await stats_socket.close()
+        if workers is not None:
+            await workers.stop()
         await monitor.stop()
         await close_servers(servers)
         sender.close()  # after the listeners: closing connections logs them
         l4.close()
+
+
+def layer7_workers(config: Config, instance: Instance, admin: ServerAdmin,
+                   monitor: HealthMonitor, stats: StatsRegistry) -> WorkerPool | None:
+    """With `nbthread N` (N > 1) and layer-7 frontends, the N - 1 worker
+    processes that serve them beside the daemon: server changes go to them
+    through `admin`, their `observe` outcomes to `monitor`, and stats show
+    every process's counters added up. None otherwise."""
+    from pyxlb.stats.totals import Combiner, counter_values, with_values
+    from pyxlb.workers import messages
+    from pyxlb.workers.pool import Fanout, WorkerPool
+
+    count = max(1, config.global_.nbthread or 1)
+    if count == 1 or all(fe.tier == "kernel" for fe in config.frontends.values()):
+        return None
+    limited = [f"{be.name}/{s.name}" for be in config.backends.values()
+               for s in be.servers if s.maxconn]
+    limited += [f"frontend {fe.name}" for fe in config.frontends.values()
+                if getattr(fe, "maxconn", None)]
+    if limited:
+        # HAProxy's threads share one count; pyxlb's processes do not (yet).
+        print(f"pyxlb: [WARNING] nbthread {count}: each of the {count} processes applies "
+              f"these maxconn limits and queues on its own: {', '.join(limited)}",
+              file=sys.stderr)
+
+    def snapshot() -> list[object]:
+        """A new worker's catch-up: weights changed at run time, every state."""
+        changes: list[object] = []
+        for backend, server in admin.initial:
+            weight = admin.weight(backend, server)
+            if weight != admin.initial_weight(backend, server):
+                changes.append(messages.Weight(backend, server, weight))
+            changes.append(messages.ServerState(backend, server, admin.usable(backend, server),
+                                                admin.status(backend, server)))
+        return changes
+
+    def observed(outcome: messages.Observed) -> None:
+        monitor.observe(outcome.backend, outcome.server, outcome.analyze)
+
+    pool = WorkerPool(
+        count, lambda index: messages.Start(config, instance.iface, instance.netns, index, count),
+        snapshot, observed, own_counters=lambda: counter_values(stats.fresh()),
+        combine=Combiner(stats), control=admin.set_state)
+    admin.upstreams = Fanout(admin.upstreams, pool)
+
+    async def collect() -> StatsRegistry:
+        return with_values(stats, await pool.collect())
+
+    stats.collect = collect
+    return pool
 
 
 def kernel_counters(config: Config, stats: StatsRegistry, l4: L4Services) -> None:

@@ -1,5 +1,6 @@
 """Fixtures shared by all tests: `lab`, one network-namespace lab for the session;
-`pyxlb_up`, the real daemon on a lab configuration; `syslog`, a socket it logs to."""
+`pyxlb_up`, the real daemon on a lab configuration; `syslog`, a socket it logs to;
+`stats_socket`, where its runtime API listens."""
 
 from __future__ import annotations
 
@@ -59,3 +60,12 @@ def syslog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.s
     monkeypatch.setenv("PYXLB_LOG_SOCKET", str(path))
     yield sock
     sock.close()
+
+
+@pytest.fixture
+def stats_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the runtime API listens: the lab configurations put their `stats
+    socket` at "${PYXLB_STATS_SOCKET-/run/pyxlb-lab.sock}"."""
+    path = tmp_path / "pyxlb.sock"
+    monkeypatch.setenv("PYXLB_STATS_SOCKET", str(path))
+    return path

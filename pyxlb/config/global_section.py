@@ -23,6 +23,7 @@ class GlobalDraft:
     stats_socket: StatsSocket | None = None
     stats_timeout_ms: int = DEFAULT_STATS_TIMEOUT_MS
     maxconn: int | None = None
+    nbthread: int | None = None
     chroot: str | None = None
     user: str | None = None
     group: str | None = None
@@ -32,6 +33,7 @@ class GlobalDraft:
     def build(self) -> Global:
         return Global(logs=list(self.logs), stats_socket=self.stats_socket,
                       stats_timeout_ms=self.stats_timeout_ms, maxconn=self.maxconn,
+                      nbthread=self.nbthread,
                       chroot=self.chroot, user=self.user, group=self.group, daemon=self.daemon,
                       where=self.where)
 
@@ -70,6 +72,15 @@ def _daemon(st: Statement, g: GlobalDraft) -> None:
 @GLOBAL.keyword("maxconn", "<number>", args=1)
 def _maxconn(st: Statement, g: GlobalDraft) -> None:
     g.maxconn = st.parse(st.args[0], parse_int, 1)
+
+
+# HAProxy's MAX_THREADS on 64-bit builds.
+MAX_THREADS = 64
+
+
+@GLOBAL.keyword("nbthread", "<number>", args=1)
+def _nbthread(st: Statement, g: GlobalDraft) -> None:
+    g.nbthread = st.parse(st.args[0], parse_int, 1, MAX_THREADS)
 
 
 @GLOBAL.keyword("stats timeout", "<time>", args=1)
@@ -125,7 +136,7 @@ GLOBAL.unsupported(
     "hard-stop-after", "insecure-fork-wanted", "insecure-setuid-wanted", "issuers-chain-path",
     "localpeer", "log-send-hostname", "log-tag", "master-worker", "max-spread-checks",
     "maxcompcpuusage", "maxcomprate", "maxconnrate", "maxpipes", "maxsessrate", "maxsslconn",
-    "maxsslrate", "maxzlibmem", "mworker-max-reloads", "nbproc", "nbthread", "node", "noepoll",
+    "maxsslrate", "maxzlibmem", "mworker-max-reloads", "nbproc", "node", "noepoll",
     "noevports", "nogetaddrinfo", "nokqueue", "nopoll", "noreuseport", "nosplice",
     "numa-cpu-mapping", "pidfile", "pp2-never-send-local", "presetenv", "quiet", "resetenv",
     "server-state-base", "server-state-file", "set-dumpable", "set-var", "set-var-fmt", "setenv",

@@ -88,6 +88,8 @@ class Global:
     stats_socket: StatsSocket | None = None
     stats_timeout_ms: int = DEFAULT_STATS_TIMEOUT_MS
     maxconn: int | None = None
+    # Processes serving layer 7 (pyxlb.workers); None: one.
+    nbthread: int | None = None
     chroot: str | None = None
     user: str | None = None
     group: str | None = None

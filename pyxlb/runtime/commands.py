@@ -61,6 +61,10 @@ class Runtime(Protocol):
 
     registry: StatsRegistry
 
+    async def refresh(self) -> None:
+        """Reads what the next commands show (run before each read's commands)."""
+        ...
+
     def info(self) -> dict[str, object]:
         """`show info` values pyxlb knows (Pid, Uptime_sec, ...); the rest read 0."""
         ...

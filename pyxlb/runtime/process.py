@@ -29,18 +29,25 @@ class ProcessRuntime:
     def __init__(self, config: Config, registry: StatsRegistry, admin: ServerAdmin,
                  instance: Instance | None, kernel_table: StickTable | None) -> None:
         self.config = config
-        self.registry = registry
+        self.live = registry
+        self.registry = registry  # what commands show: the live one, or totals
         self.admin = admin
         self.instance = instance
         self.kernel_table = kernel_table
         self.started = time.time()
+
+    async def refresh(self) -> None:
+        """Before commands run: every process's counters where several serve."""
+        if self.live.collect is not None:
+            self.registry = await self.live.current()
 
     def info(self) -> dict[str, object]:
         uptime = int(time.time() - self.started)
         frontends = [p.frontend for p in self.registry.proxies if p.frontend is not None]
         maxconn = self.config.global_.maxconn or _DEFAULT_MAXCONN
         return {
-            "Name": "pyxlb", "Version": _VERSION, "Release_date": "unknown", "Nbthread": 1,
+            "Name": "pyxlb", "Version": _VERSION, "Release_date": "unknown",
+            "Nbthread": self.config.global_.nbthread or 1,
             "Nbproc": 1, "Process_num": 1, "Pid": os.getpid(), "Uptime": uptime_text(uptime),
             "Uptime_sec": uptime, "Maxconn": maxconn, "Hard_maxconn": maxconn,
             "CumConns": sum(fe.connections for fe in frontends),

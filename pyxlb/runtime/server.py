@@ -67,6 +67,7 @@ class RuntimeSocket:
                         data = await reader.read(_READ_SIZE)
                 except TimeoutError:
                     break
+                await self.runtime.refresh()
                 reply = session.feed(data) if data else session.eof()
                 if reply:
                     writer.write(reply)

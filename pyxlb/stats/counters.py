@@ -13,7 +13,7 @@ declaration order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -191,6 +191,9 @@ class StatsRegistry:
     # Reads counters kept elsewhere (the kernel tier's maps) into the slots; called
     # by `fresh()` before they are shown.
     refresh: Callable[[], None] | None = None
+    # With several processes serving (`nbthread`): every process's counters
+    # added up, in a copy of this registry (pyxlb.stats.totals); see `current()`.
+    collect: Callable[[], Awaitable[StatsRegistry]] | None = None
 
     @classmethod
     def build(
@@ -245,6 +248,12 @@ class StatsRegistry:
         if self.refresh is not None:
             self.refresh()
         return self
+
+    async def current(self) -> StatsRegistry:
+        """What to show: `fresh()`, or every process's totals where several serve."""
+        if self.collect is not None:
+            return await self.collect()
+        return self.fresh()
 
     def proxy(self, name: str) -> ProxyStats:
         for proxy in self.proxies:

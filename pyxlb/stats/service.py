@@ -89,10 +89,13 @@ class StatsService:
             return False
         return method in (b"GET", b"HEAD") or (method == b"POST" and bool(self.admin))
 
-    def respond(self, request: StatsRequest, head_only: bool, close: bool) -> bytes:
+    def respond(self, request: StatsRequest, head_only: bool, close: bool,
+                shown: StatsRegistry | None = None) -> bytes:
+        """The answer; `shown`: the counters to show, when not this process's
+        (`StatsRegistry.current()` where several processes serve)."""
         view = request.view
         if self.metrics and view.url.partition(b"?")[0] == METRICS_PATH:
-            body = render_metrics(self.registry.fresh()).encode()
+            body = render_metrics(self._counters(shown)).encode()
             return stats_response(body, METRICS_TYPE, head_only, close)
         if self.users and self._user(view) is None:
             return auth_response(self.realm, close)
@@ -102,14 +105,17 @@ class StatsService:
             return stats_admin_redirect(self.uri + b";st=" + outcome.encode(), close)
         refresh = None if b"norefresh" in options else self.refresh_s
         if b"csv" in options:
-            body = render_csv(self.registry.fresh()).encode()
+            body = render_csv(self._counters(shown)).encode()
             return stats_response(body, b"text/plain", head_only, close, refresh)
         status = next((o[3:].decode("latin-1") for o in options if o.startswith(b"st=")), None)
         uri = self.uri.decode("latin-1")
-        body = render_html(self.registry.fresh(), f"{uri};csv", hide_version=self.hide_version,
+        body = render_html(self._counters(shown), f"{uri};csv", hide_version=self.hide_version,
                            admin=self._admin_allowed(view), message=status,
                            home=uri).encode()
         return stats_response(body, b"text/html", head_only, close, refresh)
+
+    def _counters(self, shown: StatsRegistry | None) -> StatsRegistry:
+        return shown if shown is not None else self.registry.fresh()
 
     def _user(self, view: RequestView) -> str | None:
         credentials = basic_credentials(view)

@@ -153,9 +153,11 @@ def test_several_global_sections_add_up(parse: Parse) -> None:
         global
             log /dev/log local1
             maxconn 10
+            nbthread 2
     """)
     assert [t.facility for t in config.global_.logs] == ["local0", "local1"]
     assert config.global_.maxconn == 10
+    assert config.global_.nbthread == 2
     assert config.global_.where == Where("t.cfg", 1, 1)
 
 

@@ -9,16 +9,11 @@ import subprocess
 import time
 
 import pytest
+from runtime_cli import cli
 
 from pyxlb.lab.balancer import LabBalancer, lab_config
 
 EXPORTER_PORT = 9101
-
-
-def cli(path, line: str) -> str:
-    """One command line through socat, as an operator's script sends it."""
-    return subprocess.run(["socat", "-", f"UNIX-CONNECT:{path}"], input=line + "\n",
-                          capture_output=True, text=True, check=True, timeout=10).stdout
 
 
 def stat_rows(path) -> dict[str, dict[str, str]]:
@@ -35,10 +30,8 @@ def served_by(lab, source: str | None = None) -> str:
 
 
 @pytest.fixture
-def sock(tmp_path, monkeypatch):
-    path = tmp_path / "pyxlb.sock"
-    monkeypatch.setenv("PYXLB_STATS_SOCKET", str(path))
-    return path
+def sock(stats_socket):
+    return stats_socket
 
 
 @pytest.fixture
