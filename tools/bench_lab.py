@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -69,6 +70,8 @@ NGINX_PORT = 8000
 L4_PORT = 8080  # tcp-nat.cfg's web_l4
 L7_PORT = 80
 FLOOD_RATE = 5000  # connection attempts/s from the flooding source
+CPUS = len(os.sched_getaffinity(0))
+PYXLB_PROCESSES = f"pyxlb-{CPUS}p"  # pyxlb with `nbthread CPUS`
 FLOOD = Path(__file__).resolve().parent / "benchlab" / "flood.py"
 # Every TCP endpoint of a run (wrk, the balancer, nginx): their retransmissions
 # and reordering are told beside each row.
@@ -204,11 +207,22 @@ def write_config(workdir: Path, name: str) -> Path:
     return path
 
 
-def balancers(lab: Lab, config: Path,
-              ports: list[int]) -> Iterator[tuple[str, AbstractContextManager[list[int]]]]:
-    """pyxlb, then HAProxy, on the same file and ports: each runs only while used."""
+def balancers(lab: Lab, config: Path, ports: list[int], processes: bool = False,
+              ) -> Iterator[tuple[str, AbstractContextManager[list[int]]]]:
+    """pyxlb, then HAProxy, on the same file and ports: each runs only while used.
+    With `processes`, pyxlb also with its l7 tier in one process per CPU
+    (`nbthread`, as many as HAProxy runs threads by default)."""
     yield "pyxlb", pyxlb_running(lab, config, ports)
+    if processes:
+        yield PYXLB_PROCESSES, pyxlb_running(lab, with_nbthread(config, CPUS), ports)
     yield "haproxy", haproxy_running(lab, config, ports)
+
+
+def with_nbthread(config: Path, count: int) -> Path:
+    """A copy of a benchmark config (it has no global section) with `nbthread`."""
+    path = config.with_name(f"{config.stem}-nbthread{count}.cfg")
+    path.write_text(f"global\n    nbthread {count}\n\n{config.read_text()}")
+    return path
 
 
 # -- the three benchmarks ----------------------------------------------------------
@@ -298,7 +312,7 @@ def bench_l7(lab: Lab, workdir: Path, seconds: float, repeat: int) -> list[Row]:
     rows = []
     config = write_config(workdir, "basic")
     url = f"http://{lab.topo.addr('lb')}:{L7_PORT}/{SMALL}"
-    for who, running in balancers(lab, config, [L7_PORT]):
+    for who, running in balancers(lab, config, [L7_PORT], processes=True):
         with running as pids:
             for load in (KEEPALIVE, CLOSE):
                 rows.append(measured("L7", who, lab, [url], load, pids, seconds, repeat))
@@ -316,7 +330,7 @@ def bench_flood(lab: Lab, workdir: Path, seconds: float) -> list[Row]:
     # .12 is conn-rate-limit.cfg's trusted address: never the legitimate one here.
     quiet_src, flooded_src, flooder = (lab.topo.client_addrs[0], lab.topo.client_addrs[3],
                                        lab.topo.client_addrs[1])
-    for who, running in balancers(lab, config, [L7_PORT]):
+    for who, running in balancers(lab, config, [L7_PORT], processes=True):
         with running as pids:
             with source_for(lab, vip, quiet_src):
                 row = measured("flood", who, lab, [url], LEGIT, pids, seconds)
@@ -410,20 +424,23 @@ def print_ratios(rows: list[Row]) -> None:
     by = {(r.section, r.load, r.who): r for r in rows}
     print("\nratios (throughput: req/s, bytes/s for 1MiB; p99; CPU: CPU µs/req; "
           "routed: no balancer, through its namespace)")
-    print(f"{'test':<6}{'load':<17}{'pyxlb/ceil':>11}{'pyxlb/routed':>13}{'routed/ceil':>12}"
+    print(f"{'test':<9}{'load':<17}{'pyxlb/ceil':>11}{'pyxlb/routed':>13}{'routed/ceil':>12}"
           f"{'hap/ceil':>10}{'pyxlb/hap':>10}{'p99 p/h':>9}{'CPU p/h':>9}")
-    for section, load in dict.fromkeys((r.section, r.load) for r in rows if r.section != "none"):
-        p, h = by.get((section, load, "pyxlb")), by.get((section, load, "haproxy"))
+    for section, load, who in ((section, load, who) for section, load in dict.fromkeys(
+            (r.section, r.load) for r in rows if r.section != "none")
+            for who in ("pyxlb", PYXLB_PROCESSES)):
+        p, h = by.get((section, load, who)), by.get((section, load, "haproxy"))
         if p is None or h is None:
             continue
         ceil, routed = ceiling_of(rows, p), ceiling_of(rows, p, "routed")
         p99 = ratio(p.wrk.p99_s if p.wrk else None, h.wrk.p99_s if h.wrk else None)
         cpu = ratio(cpu_per_req_us(p, ceil)[1], cpu_per_req_us(h, ceil)[1])
-        print(f"{section:<6}{load:<17}{ratio(_tput(p), _tput(ceil)):>11}"
+        label = section if who == "pyxlb" else f"{section}/{CPUS}p"
+        print(f"{label:<9}{load:<17}{ratio(_tput(p), _tput(ceil)):>11}"
               f"{ratio(_tput(p), _tput(routed)):>13}{ratio(_tput(routed), _tput(ceil)):>12}"
               f"{ratio(_tput(h), _tput(ceil)):>10}{ratio(_tput(p), _tput(h)):>10}"
               f"{p99:>9}{cpu:>9}")
-    for who in ("pyxlb", "haproxy"):
+    for who in ("pyxlb", PYXLB_PROCESSES, "haproxy"):
         quiet = _tput(by.get(("flood", "no flood", who)))
         flooded = _tput(by.get(("flood", f"{FLOOD_RATE}/s flood", who)))
         if quiet and flooded is not None:

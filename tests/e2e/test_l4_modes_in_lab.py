@@ -176,5 +176,5 @@ def test_full_nat_servers_see_timestamps_on_the_balancers_clock(lab, l4_modes):
         sniffer.kill()
         sniffer.wait()
     assert len(tsvals) == count
-    steps = [(b - a) % 2**32 for a, b in zip(tsvals, tsvals[1:])]
+    steps = [(b - a) % 2**32 for a, b in zip(tsvals, tsvals[1:], strict=False)]
     assert all(0 < step < 2**31 for step in steps), tsvals

@@ -54,3 +54,13 @@ def test_the_routed_row_tells_the_softirq_it_adds_per_request_to_the_ceiling(cap
     assert direct[-2:] == ["-", "-"]
     # 1.6 s over 8000 requests, less 1.0 s over 10000: 100 µs each
     assert float(routed[-2]) == pytest.approx(100.0)
+
+
+def test_pyxlb_in_one_process_per_cpu_gets_its_own_ratio_row(capsys):
+    from bench_lab import CPUS, PYXLB_PROCESSES
+
+    rows = [*ROWS, row("L4", KEEPALIVE.name, PYXLB_PROCESSES, 750.0)]
+    print_ratios(rows)
+    out = capsys.readouterr().out
+    assert ratio_line(out, f"L4/{CPUS}p")[2] == "0.75x"
+    assert ratio_line(out, "L4")[2] == "0.60x"
