@@ -184,10 +184,6 @@ class Frontend:
 PROXY, STATS, BAD, ANSWER = 0, 1, 2, 3
 
 
-# HAProxy's pause before retrying a connection that failed at once (refused).
-TURN_AROUND_S = 1.0
-
-
 class Exchange:
     """One request on a client connection, from its head to the end of its response."""
 
@@ -893,9 +889,11 @@ class ClientConnection(asyncio.Protocol):
 
     async def _connect(self, ex: Exchange, server: Server) -> None:
         """Connects `ex` to `server`, retrying a failed attempt as HAProxy 2.6
-        does (`retries` more, each after a 1 s turn-around unless the attempt
-        timed out; with `option redispatch` no turn-around, and the last retry
-        goes to another server); a 503 once they are spent."""
+        does (back_handle_st_cer): `retries` more, then a 503. With `option
+        redispatch` a retry goes to the server balancing picks again when
+        `_redispatch_now` says so. A refused attempt (not a timeout) waits
+        MIN(1 s, timeout connect) first when it retries the same server, or when
+        the backend has no other active server."""
         backend = ex.backend
         assert backend is not None
         while True:
@@ -908,15 +906,18 @@ class ClientConnection(asyncio.Protocol):
                     return
                 if ex.retries >= backend.retries:
                     ex.connecting = None
+                    server.stats.connect_errors += 1
                     self._generated(ex, 503)
                     return
                 ex.retries += 1
-                server.stats.retries += 1
-                if backend.redispatch:
-                    if ex.retries == backend.retries:
-                        server = self._redispatch(ex, server)
-                elif not isinstance(exc, TimeoutError):
-                    await asyncio.sleep(TURN_AROUND_S)
+                failed, redispatch = server, self._redispatch_now(ex, server)
+                if redispatch:
+                    server = self._redispatch(ex, server)
+                if server is failed:
+                    server.stats.retries += 1
+                if not isinstance(exc, TimeoutError) and (
+                        not redispatch or backend.balancer.active_usable <= 1):
+                    await asyncio.sleep(backend.turn_around)
                 if ex.log is not None:
                     ex.log.retried(server, ex.redispatched)
         ex.connecting = None
@@ -926,9 +927,25 @@ class ClientConnection(asyncio.Protocol):
             return
         self._attach(ex, up)
 
+    @staticmethod
+    def _redispatch_now(ex: Exchange, failed: Server) -> bool:
+        """HAProxy 2.6's stream_choose_redispatch: with `option redispatch`, on
+        the last retry, when the server is no longer usable, or at once when no
+        cookie chose it, the backend has more than one active server and its
+        algorithm does not hash (another server does as well)."""
+        backend = ex.backend
+        assert backend is not None
+        if not backend.redispatch:
+            return False
+        balancer = backend.balancer
+        direct = ex.cookie is not None and ex.cookie.valid
+        return (not balancer.is_up(failed) or ex.retries == backend.retries
+                or (not direct and balancer.active_usable > 1
+                    and balancer.need is Need.NONE))
+
     def _redispatch(self, ex: Exchange, failed: Server) -> Server:
-        """Another server of the exchange's backend for its last retry (the
-        same one when none other is usable)."""
+        """The server balancing picks again for a retry, avoiding the one that
+        failed as HAProxy's algorithms do (a map-based hash may give it again)."""
         backend = ex.backend
         assert backend is not None
         other = backend.balancer.pick(ex.key, avoid=failed)

@@ -71,6 +71,9 @@ Observer = Callable[[str, str, Analyze], None]
 ``observe`` showed (``HealthMonitor.observe`` has this signature)."""
 
 
+TURN_AROUND_S = 1.0
+"""HAProxy's longest pause before retrying a server that refused a connection."""
+
 class Sink(Protocol):
     """The client side of an exchange, as an upstream connection feeds it."""
 
@@ -200,7 +203,7 @@ class Backend:
 
     __slots__ = (
         "name", "servers", "balancer", "stats", "options", "tunnel_timeout", "cookie",
-        "retries", "redispatch", "queues",
+        "retries", "redispatch", "queues", "turn_around",
     )
 
     def __init__(
@@ -217,6 +220,8 @@ class Backend:
         connect_timeout = _seconds(getattr(timeouts, "connect", None))
         server_timeout = _seconds(getattr(timeouts, "server", None))
         self.tunnel_timeout = _seconds(getattr(timeouts, "tunnel", None))
+        # The wait before retrying a server that refused: MIN(1 s, timeout connect).
+        self.turn_around = min(TURN_AROUND_S, connect_timeout or TURN_AROUND_S)
         self.servers = [
             Server(
                 s, stats.server(s.name), connect_timeout, server_timeout,

@@ -196,6 +196,11 @@ class Balancer(Generic[S]):
         """Whether any server may take traffic (HAProxy: a non-zero tot_weight)."""
         return self._tot_weight > 0
 
+    @property
+    def active_usable(self) -> int:
+        """Non-backup servers taking traffic now (HAProxy's srv_act)."""
+        return self._srv_act
+
     def is_up(self, server: S) -> bool:
         """Whether the server may take requests (cookie persistence asks it, and keeps
         a server whose weight is 0, as HAProxy does)."""

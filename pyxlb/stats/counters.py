@@ -75,6 +75,7 @@ class ServerStats:
     bytes_out: int = 0
     retries: int = 0
     redispatches: int = 0
+    connect_errors: int = 0  # econ: requests given up when its connections failed
     maxqueue: int = 0  # the server's `maxqueue` (qlimit), 0: none
     queue: QueueView | None = None  # its queue, once l7 serves the backend
     queue_time: QueueTime = field(default_factory=QueueTime)
@@ -111,6 +112,10 @@ class BackendStats:
     @property
     def redispatches(self) -> int:
         return sum(s.redispatches for s in self.servers)
+
+    @property
+    def connect_errors(self) -> int:
+        return sum(s.connect_errors for s in self.servers)
 
     @property
     def active_up(self) -> int:

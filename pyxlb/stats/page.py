@@ -98,7 +98,7 @@ def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
             "bck": int(srv.backup), "pid": _PID, "iid": proxy.iid, "sid": srv.sid,
             "lbtot": srv.requests, "type": TYPE_SERVER, "req_tot": srv.requests,
             "mode": proxy.mode, "uweight": srv.weight, "wretr": srv.retries,
-            "wredis": srv.redispatches,
+            "wredis": srv.redispatches, "econ": srv.connect_errors,
             **_queue_cells(srv.queue, srv.queue_time, srv.requests, srv.maxqueue or ""),
         })
         for srv in be.servers
@@ -110,7 +110,7 @@ def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
         "weight": weight, "act": be.active_up, "bck": be.backup_up, "pid": _PID,
         "iid": proxy.iid, "sid": 0, "lbtot": be.lbtot, "type": TYPE_BACKEND,
         "req_tot": be.requests, "mode": proxy.mode, "uweight": weight,
-        "wretr": be.retries, "wredis": be.redispatches,
+        "wretr": be.retries, "wredis": be.redispatches, "econ": be.connect_errors,
         **_queue_cells(be.queue, be.queue_time, be.requests),
     }))
     return rows

@@ -23,7 +23,7 @@ FRONTEND_COUNTERS = (("connections", False), ("requests", False), ("intercepted"
                      ("bad_requests", False), ("bytes_in", False), ("bytes_out", False))
 BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False))
 SERVER_COUNTERS = (("requests", False), ("retries", False), ("redispatches", False),
-                   ("bytes_in", False), ("bytes_out", False))
+                   ("connect_errors", False), ("bytes_in", False), ("bytes_out", False))
 
 
 @dataclass(slots=True)

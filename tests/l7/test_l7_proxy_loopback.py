@@ -265,11 +265,12 @@ def test_a_refused_connection_is_retried_then_503(run_proxy: ProxyStarter) -> No
     assert raw == error_response(503, close=True)
 
 
-def test_redispatch_sends_the_last_retry_to_another_server(
+def test_redispatch_sends_a_refused_request_to_the_other_server_at_once(
     backends: Servers, run_proxy: ProxyStarter
 ) -> None:
-    # As haproxy 2.6 answered in the lab: the refused server's request is
-    # served by the other one at once, not after turn-arounds.
+    # As haproxy 2.6.12 answered in the lab (roundrobin, two active servers, no
+    # persistence): no retry on the refusing server, no turn-around; wretr 0,
+    # one wredis per request that met it, no econ.
     proxy = run_proxy(config(free_port(), backends.ports["web1"],
                              backend_lines="    retries 2\n    option redispatch\n"))
     served = []
@@ -281,9 +282,28 @@ def test_redispatch_sends_the_last_retry_to_another_server(
     assert served == [(200, "web1")] * 4
     rows = stats_csv(proxy)
     dead, backend = rows["web1"], rows["BACKEND"]  # config() names the dead one web1
-    redispatched = int(dead["wredis"])
-    assert redispatched >= 1 and int(dead["wretr"]) == 2 * redispatched
+    assert (dead["wretr"], dead["econ"]) == ("0", "0") and int(dead["wredis"]) >= 2
     assert (backend["wretr"], backend["wredis"]) == (dead["wretr"], dead["wredis"])
+
+
+def test_a_hashing_backend_retries_the_same_server_then_gives_up(
+    backends: Servers, run_proxy: ProxyStarter
+) -> None:
+    # balance source sends the client to the refusing server again on the
+    # last retry's redispatch (the map gives it back): as haproxy 2.6.12,
+    # 503 after retries 2, counted as two wretr and one econ.
+    # 127.0.0.1's source hash picks the second of two servers: the dead one.
+    proxy = run_proxy(config(backends.ports["web1"], free_port(), backend_lines=(
+        "    balance source\n    retries 2\n    option redispatch\n"
+        "    timeout connect 100ms\n")))
+    statuses = []
+    for _ in range(2):
+        conn = connect(proxy)
+        statuses.append(get(conn).status)
+        conn.close()
+    dead = stats_csv(proxy)["web2"]
+    assert statuses == [503, 503]
+    assert (dead["wretr"], dead["wredis"], dead["econ"]) == ("4", "0", "2")
 
 
 def test_request_lost_on_pooled_connection_is_sent_again(run_proxy: ProxyStarter) -> None:
