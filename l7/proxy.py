@@ -193,7 +193,7 @@ class Exchange:
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
         "key", "backend", "server", "route", "answer", "upgrade", "early", "cookie",
         "log", "view", "status", "retries", "redispatched", "wait", "wait_timer", "hold",
-        "bytes_in", "bytes_out",
+        "bytes_in", "bytes_out", "first",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -251,6 +251,9 @@ class Exchange:
         # Bytes of the request and of its response as HAProxy counts them (l7.htx),
         # added to the stats and the log once the exchange is over (``_account``).
         self.bytes_in = 0
+        # The client connection's first request (`http-reuse safe` keeps it off
+        # other clients' server connections).
+        self.first = False
         self.bytes_out = 0
 
 
@@ -292,6 +295,9 @@ class ClientConnection(asyncio.Protocol):
         self._source_key: bytes | None = None
         self._header_key: bytes | None = None  # see _HeaderKeyed
         self._local_port = 0
+        self._started_any = False
+        # `http-reuse never`: this client's own idle server connection.
+        self._private: UpstreamConnection | None = None
         # For frontends with rules: the client's address and the request's headers.
         self._src: Any = None
         self._pairs: list[tuple[bytes, bytes]] = []
@@ -380,6 +386,9 @@ class ClientConnection(asyncio.Protocol):
         for ex in self.queue:
             self._drop_upstream(ex)
         self.queue.clear()
+        if self._private is not None:
+            self._private.close()
+            self._private = None
 
     def data_received(self, data: bytes) -> None:
         if self._timer is not None:
@@ -756,6 +765,8 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, ex: Exchange) -> None:
         """Make the first queued exchange the active one."""
         ex.started = True
+        ex.first = not self._started_any
+        self._started_any = True
         if ex.kind == STATS:
             self._answer_stats(ex)
             return
@@ -881,7 +892,12 @@ class ClientConnection(asyncio.Protocol):
         assert ex.backend is not None
         stats = ex.backend.stats
         stats.queue_time.add(waited_ms, stats.requests)
-        up = server.take_idle(self.loop.time())
+        private = self._private
+        if private is not None and private.server is server and not private.closing:
+            self._private = None
+            up: UpstreamConnection | None = private
+        else:
+            up = server.take_idle(self.loop.time(), ex.first, ex.backend.reuse)
         if up is not None:
             self._attach(ex, up)
         else:
@@ -922,8 +938,12 @@ class ClientConnection(asyncio.Protocol):
                     ex.log.retried(server, ex.redispatched)
         ex.connecting = None
         if self.closed or not self.queue or self.queue[0] is not ex or ex.response_done:
-            # Nobody needs it any more; a fresh connection is still worth keeping.
-            server.keep_idle(up, self.loop.time())
+            # Nobody needs it any more; a fresh connection is still worth keeping
+            # (where connections are shared at all).
+            if backend.reuse == "never":
+                up.close()
+            else:
+                server.keep_idle(up, self.loop.time())
             return
         self._attach(ex, up)
 
@@ -961,8 +981,19 @@ class ClientConnection(asyncio.Protocol):
             ex.cookie.valid = False  # the response names the server that answered
         return other
 
+    def _keep(self, ex: Exchange, conn: UpstreamConnection) -> None:
+        """A server connection the exchange is done with, kept for the next
+        request: the server's pool, or with `http-reuse never` this client's."""
+        if ex.backend is not None and ex.backend.reuse == "never":
+            if self._private is not None:
+                self._private.close()
+            self._private = conn
+        else:
+            conn.server.keep_idle(conn, self.loop.time())
+
     def _attach(self, ex: Exchange, up: UpstreamConnection) -> None:
         ex.upstream = up
+        up.uses += 1
         if ex.log is not None:
             ex.log.connected(self.loop.time())
         up.attach(self, ex.head_only, ex.upgrade)
@@ -1047,7 +1078,7 @@ class ClientConnection(asyncio.Protocol):
         ex.bytes_out += conn.counted
         conn.detach()
         if reusable and ex.request_done and not self.fe.server_close:
-            conn.server.keep_idle(conn, self.loop.time())
+            self._keep(ex, conn)
         else:
             conn.close()
         self._account(ex)

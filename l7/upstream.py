@@ -145,15 +145,28 @@ class Server:
             ) from None
         self.host = infos[0][4][0]
 
-    def take_idle(self, now: float) -> UpstreamConnection | None:
-        """The most recently used idle connection that is still fresh, if any."""
+    def take_idle(self, now: float, first: bool = False,
+                  reuse: str = "always") -> UpstreamConnection | None:
+        """The most recently used idle connection that is still fresh, if
+        `http-reuse` lets the request take one: HAProxy's `safe` (its default)
+        sends the first request of a client connection over a connection of
+        its own; `aggressive` lets it take one that carried two requests or
+        more already; `always` any; `never` none (the client keeps its own)."""
+        if reuse == "never" or (first and reuse == "safe"):
+            return None
+        proven_only = first and reuse == "aggressive"
         idle = self.idle
-        while idle:
-            conn = idle.pop()
-            if now - conn.idle_since < POOL_IDLE_SECONDS and not conn.closing:
+        at = len(idle)
+        while at:
+            at -= 1
+            conn = idle[at]
+            if now - conn.idle_since >= POOL_IDLE_SECONDS or conn.closing:
+                del idle[at]
+                conn.close()
+            elif not proven_only or conn.uses > 1:
+                del idle[at]
                 conn.reused = True
                 return conn
-            conn.close()
         return None
 
     def keep_idle(self, conn: UpstreamConnection, now: float) -> None:
@@ -203,7 +216,7 @@ class Backend:
 
     __slots__ = (
         "name", "servers", "balancer", "stats", "options", "tunnel_timeout", "cookie",
-        "retries", "redispatch", "queues", "turn_around",
+        "retries", "redispatch", "queues", "turn_around", "reuse",
     )
 
     def __init__(
@@ -216,6 +229,7 @@ class Backend:
         # another server with `option redispatch`.
         self.retries: int = getattr(config, "retries", 0)
         self.redispatch = "redispatch" in self.options
+        self.reuse: str = getattr(config, "http_reuse", "safe")
         timeouts = getattr(config, "timeouts", None)
         connect_timeout = _seconds(getattr(timeouts, "connect", None))
         server_timeout = _seconds(getattr(timeouts, "server", None))
@@ -409,6 +423,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.sink: Sink | None = None
         self.reused = False
+        self.uses = 0  # requests it carried
         self.idle_since = 0.0
         self.closing = False
         self.read_paused = False

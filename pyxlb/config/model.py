@@ -19,6 +19,8 @@ from pyxlb.config.errors import ConfigError, Where
 from pyxlb.config.rules import HttpRequestRule, RedirectRule, TcpRequestRule, UseBackendRule
 
 Mode = Literal["http", "tcp"]
+HttpReuse = Literal["never", "safe", "aggressive", "always"]
+HTTP_REUSE_MODES: tuple[HttpReuse, ...] = ("never", "safe", "aggressive", "always")
 # Who serves a proxy: the XDP layer-4 fast path, or the asyncio layer-7 tier (tiers.py).
 Tier = Literal["kernel", "l7"]
 Observe = Literal["none", "layer4", "layer7"]
@@ -339,6 +341,8 @@ class Backend:
     # pyxlb's own (`pyxlb-forward`): how the kernel tier sends a layer-4 flow on.
     forward: Literal["nat", "dsr"] = "nat"
     retries: int = DEFAULT_RETRIES
+    # Which idle server connections a request may take (`http-reuse`).
+    http_reuse: HttpReuse = "safe"
     cookie: Cookie | None = None
     httpchk: HttpCheck | None = None
     acls: dict[str, Acl] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from pyxlb.config.model import (
     Cookie,
     HttpCheck,
     HttpCheckExpect,
+    HttpReuse,
     LogTarget,
     Mode,
     Server,
@@ -65,6 +66,7 @@ class ProxyDraft:
     maxconn: int | None = None
     backlog: int | None = None
     retries: int = DEFAULT_RETRIES
+    http_reuse: HttpReuse = "safe"
     default_backend: str | None = None
     stats_uri: str | None = None
     stats: StatsDraft | None = None
@@ -106,7 +108,8 @@ class ProxyDraft:
     def inherit(self, defaults: ProxyDraft) -> None:
         """Start from a defaults section's settings, as HAProxy copies them."""
         for name in ("mode", "options", "timeouts", "logs", "balance", "balance_params",
-                     "hash_type", "forward", "maxconn", "backlog", "retries", "default_backend",
+                     "hash_type", "forward", "maxconn", "backlog", "retries", "http_reuse",
+                     "default_backend",
                      "stats_uri", "stats", "cookie", "httpchk", "http_check_expects",
                      "default_server", "origins"):
             setattr(self, name, copy.copy(getattr(defaults, name)))

@@ -21,6 +21,7 @@ from pyxlb.config.errors import ConfigError
 from pyxlb.config.keywords import UNSUPPORTED, Cap, Kind, Statement
 from pyxlb.config.logs import LOG_USAGE, log_target
 from pyxlb.config.model import (
+    HTTP_REUSE_MODES,
     Backend,
     Defaults,
     Frontend,
@@ -133,6 +134,16 @@ def _retries(st: Statement, p: ProxyDraft) -> None:
     p.retries = st.parse(st.args[0], parse_int, 0)
 
 
+@PROXY.keyword("http-reuse", "never, safe, aggressive or always", args=1, caps=Cap.BE,
+               misplaced="warn")
+def _http_reuse(st: Statement, p: ProxyDraft) -> None:
+    mode = st.text(st.args[0])
+    if mode not in HTTP_REUSE_MODES:
+        raise st.error(f"'http-reuse' expects one of {', '.join(HTTP_REUSE_MODES)}, "
+                       f"not '{mode}'", st.args[0])
+    p.http_reuse = mode  # type: ignore[assignment]
+
+
 @PROXY.keyword("server", SERVER_USAGE, args=(2, None), caps=Cap.BE, in_defaults=False)
 def _server(st: Statement, p: ProxyDraft) -> None:
     server = server_from(st, p.default_server, p.mode)
@@ -154,7 +165,7 @@ PROXY.unsupported(
     "email-alert", "enabled", "errorfile", "errorfiles", "errorloc", "errorloc302", "errorloc303",
     "error-log-format", "external-check", "filter", "force-persist", "fullconn",
     "hash-balance-factor", "http-after-response", "http-error",
-    "http-response", "http-reuse", "http-send-name-header", "id", "ignore-persist",
+    "http-response", "http-send-name-header", "id", "ignore-persist",
     "load-server-state-from-file", "log-format", "log-format-sd", "log-tag",
     "max-keep-alive-queue", "max-session-srv-conns", "monitor", "monitor-uri", "persist",
     "rate-limit", "retry-on", "server-state-file-name", "server-template",
@@ -308,7 +319,8 @@ def build_proxy(p: ProxyDraft, global_logs: list[LogTarget],
                           servers=balancing.effective_servers(p, warnings),
                           options=frozenset(o for o in options if OPTION_CAPS[o] & Cap.BE),
                           timeouts=_timeouts(p, Cap.BE), logs=list(logs), where=p.where,
-                          retries=p.retries, cookie=balancing.effective_cookie(p, warnings),
+                          retries=p.retries, http_reuse=p.http_reuse,
+                          cookie=balancing.effective_cookie(p, warnings),
                           httpchk=checks.build_httpchk(p, warnings), acls=dict(rules.acls),
                           http_request=list(rules.http_request),
                           redirects=list(rules.redirects), stick_table=p.stick_table)

@@ -54,6 +54,8 @@ class Backend(BaseHTTPRequestHandler):
         self.send_header("X-Got-XFF", self.headers.get("X-Forwarded-For", "-"))
         self.send_header("X-Got-Connection", self.headers.get("Connection", "-"))
         self.send_header("X-Got-Path", self.path)
+        # Which of the proxy's connections carried the request (reuse tests).
+        self.send_header("X-Peer-Port", str(self.client_address[1]))
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         elif length is not None:
