@@ -151,16 +151,21 @@ def start_backends(*names: str) -> Servers:
                    started)
 
 
-def one_server_config(port: int, defaults: str = "", server: str = "s1") -> str:
-    """Frontend `fe` on :80 to backend `be` with one server at 127.0.0.1:`port`;
-    `defaults` lines (timeouts, options) go in the defaults section."""
-    return f"""
+HTTP_DEFAULTS = """\
 defaults
     mode http
     timeout connect 5s
     timeout client 50s
     timeout server 50s
-{defaults}
+"""
+"""The defaults section of the tests' configs: more lines may follow it."""
+
+
+def one_server_config(port: int, defaults: str = "", server: str = "s1") -> str:
+    """Frontend `fe` on :80 to backend `be` with one server at 127.0.0.1:`port`;
+    `defaults` lines (timeouts, options) go in the defaults section."""
+    return f"""
+{HTTP_DEFAULTS}{defaults}
 frontend fe
     bind :80
     default_backend be

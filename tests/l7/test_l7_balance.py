@@ -6,9 +6,8 @@ Literal orders come from HAProxy 2.6.12 on loopback (servers declared a, b, c...
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from balance_fakes import Srv
 
 from pyxlb.config.model import BalanceParams
 from pyxlb.l7.balance import (
@@ -31,13 +30,6 @@ ALL = [
     ("hdr", "consistent"),
 ]
 
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
 
 
 def build(algorithm: str, servers: list[Srv], allbackups: bool = False,

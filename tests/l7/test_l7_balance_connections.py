@@ -8,19 +8,10 @@ equally long ending in the order they started.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from balance_fakes import Srv
 
 from pyxlb.l7.balance import First, LeastConn, make_balancer
 from pyxlb.l7.balance.base import Balancer
-
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
-
 
 Event = tuple[str, int] | tuple[str]
 

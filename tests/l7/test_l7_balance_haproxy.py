@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from balance_fakes import Srv
 
 from pyxlb.config.model import BalanceParams
 from pyxlb.l7.balance import make_balancer, source_key
@@ -35,13 +36,6 @@ pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None,
 
 HEADER = "x-key"
 
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
 
 
 @dataclass

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
 
 import pytest
+from balance_fakes import Srv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,14 +26,6 @@ from pyxlb.l7.balance.hashing import (
     source_hash,
     uri_hasher,
 )
-
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
 
 
 def abc(*weights: int) -> list[Srv]:

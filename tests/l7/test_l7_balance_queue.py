@@ -4,18 +4,10 @@ HAProxy's log positions (%sq/%bq) and stats (qcur/qmax)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from balance_fakes import Srv
 
 from pyxlb.l7.balance import make_balancer
 from pyxlb.l7.balance.queue import Pending, Queues, Refusal
-
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
 
 
 def queues(algorithm: str = "roundrobin", maxconns: tuple[int, ...] = (1, 1),

@@ -7,20 +7,11 @@ an event happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from balance_fakes import Srv
 
 from pyxlb.l7.balance import RoundRobin, StaticRoundRobin, make_balancer
 from pyxlb.l7.balance.base import Balancer
-
-
-@dataclass(eq=False)
-class Srv:
-    name: str
-    weight: int = 1
-    backup: bool = False
-    maxconn: int = 0
 
 
 def servers(*weights: int) -> list[Srv]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from l7_harness import ProxyStarter, Servers, connect, get
+from l7_harness import HTTP_DEFAULTS, ProxyStarter, Servers, connect, get
 
 from pyxlb.l7.listeners import ConnectionLimit, ProcessLimit
 
@@ -72,12 +72,7 @@ def test_own_limit_and_global_limit_both_hold() -> None:
 
 def config(servers: Servers) -> str:
     return f"""
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-
+{HTTP_DEFAULTS}
 frontend http_front
     bind 127.0.0.1:8080
     maxconn 1

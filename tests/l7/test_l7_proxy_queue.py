@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
-from l7_harness import Backend, ProxyStarter, RunningProxy, connect, stats_csv
+from l7_harness import HTTP_DEFAULTS, Backend, ProxyStarter, RunningProxy, connect, stats_csv
 
 from pyxlb.l7.responses import error_response
 
@@ -68,12 +68,7 @@ def holding() -> Iterator[Callable[[str], HoldingServer]]:
 
 def config(servers: str, backend: str = "", defaults: str = "") -> str:
     return f"""
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-{defaults}
+{HTTP_DEFAULTS}{defaults}
 frontend http_front
     bind 127.0.0.1:8080
     stats uri /haproxy?stats

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from l7_harness import ProxyStarter, Servers
+from l7_harness import HTTP_DEFAULTS, ProxyStarter, Servers
 
 from pyxlb.config import ConfigError, parse_text
 from pyxlb.config.rules import Tarpit
@@ -17,12 +17,7 @@ from pyxlb.l7.responses import deny_response
 
 def config(servers: Servers, timeouts: str = "    timeout tarpit 300ms") -> str:
     return f"""
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 50s
-    timeout server 50s
-
+{HTTP_DEFAULTS}
 frontend http_front
     bind 127.0.0.1:8080
 {timeouts}
