@@ -179,23 +179,66 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
     return params->reject_with_rst ? PYXLB_REJECT_WITH_RST : PYXLB_REJECT_SILENTLY;
 }
 
-static __always_inline void pyxlb_l4_add(struct l4_stats *stats, int reply, __u64 bytes)
+static __always_inline void pyxlb_l4_add(struct l4_stats *stats, int reply, __u64 bytes,
+                                         __u64 payload)
 {
     if (!stats)
         return;
     if (reply) {
         stats->reply_packets++;
         stats->reply_bytes += bytes;
+        stats->reply_payload += payload;
     } else {
         stats->packets++;
         stats->bytes += bytes;
+        stats->payload += payload;
     }
 }
 
-static __always_inline void pyxlb_l4_count(__u32 service, __u32 backend, int reply, __u64 bytes)
+/* The TCP or UDP payload's length: the IP packet's length less its headers
+ * (0 when they are not all there). */
+static __always_inline __u32 pyxlb_l4_payload(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt)
 {
-    pyxlb_l4_add(service_stats.lookup(&service), reply, bytes);
-    pyxlb_l4_add(backend_stats.lookup(&backend), reply, bytes);
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    void *l3 = data + (pkt->l3_off & PYXLB_L3_OFF_MASK);
+    void *l4 = data + (pkt->l4_off & PYXLB_L4_OFF_MASK);
+    __u32 ip_len, headers;
+
+    if (pkt->ipv6) {
+        struct ipv6hdr *ip6 = l3;
+
+        if ((void *)(ip6 + 1) > data_end)
+            return 0;
+        ip_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+    } else {
+        struct iphdr *ip = l3;
+
+        if ((void *)(ip + 1) > data_end)
+            return 0;
+        ip_len = bpf_ntohs(ip->tot_len);
+    }
+    headers = (pkt->l4_off & PYXLB_L4_OFF_MASK) - (pkt->l3_off & PYXLB_L3_OFF_MASK);
+    if (pkt->l4_proto == IPPROTO_TCP) {
+        struct tcphdr *tcp = l4;
+
+        if ((void *)(tcp + 1) > data_end)
+            return 0;
+        headers += tcp->doff * 4;
+    } else {
+        headers += sizeof(struct udphdr);
+    }
+    return ip_len > headers ? ip_len - headers : 0;
+}
+
+static __always_inline void pyxlb_l4_count(PYXLB_CTX *ctx, const struct pyxlb_pkt *pkt,
+                                           __u32 service, __u32 backend, int reply)
+{
+    __u64 bytes = PYXLB_PKT_LEN(ctx);
+    __u32 payload = pyxlb_l4_payload(ctx, pkt);
+
+    pyxlb_l4_add(service_stats.lookup(&service), reply, bytes, payload);
+    pyxlb_l4_add(backend_stats.lookup(&backend), reply, bytes, payload);
 }
 
 static __always_inline void pyxlb_l4_count_flow(__u32 service, __u32 backend, int failed)
@@ -286,7 +329,7 @@ static __always_inline int pyxlb_l4_send(PYXLB_CTX *ctx, struct pyxlb_pkt *pkt,
         via = conn->out_dst_addr;
     else if (pyxlb_nat_rewrite(ctx, pkt, conn, reply))
         return PYXLB_NOT_L4;
-    pyxlb_l4_count(conn->service, conn->backend, reply, PYXLB_PKT_LEN(ctx));
+    pyxlb_l4_count(ctx, pkt, conn->service, conn->backend, reply);
     if (reply)
         counters->l4_replied++;
     else
@@ -483,7 +526,7 @@ static __always_inline int pyxlb_l4_new_dsr_flow(PYXLB_CTX *ctx, struct pyxlb_pk
     conntrack.update(key, forward);
     counters->l4_new_flows++;
     pyxlb_l4_count_flow(forward->service, forward->backend, 0);
-    pyxlb_l4_count(forward->service, forward->backend, 0, PYXLB_PKT_LEN(ctx));
+    pyxlb_l4_count(ctx, pkt, forward->service, forward->backend, 0);
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, backend->addr, counters);
 }
@@ -583,7 +626,7 @@ static __always_inline int pyxlb_l4_new_flow(PYXLB_CTX *ctx, struct pyxlb_pkt *p
     pyxlb_l4_count_flow(forward->service, number, 0);
     if (pyxlb_nat_rewrite(ctx, pkt, forward, 0))
         return PYXLB_PASS;
-    pyxlb_l4_count(forward->service, number, 0, PYXLB_PKT_LEN(ctx));
+    pyxlb_l4_count(ctx, pkt, forward->service, number, 0);
     counters->l4_forwarded++;
     return pyxlb_send_on(ctx, pkt, NULL, counters);
 }

@@ -237,6 +237,10 @@ struct l4_stats {
      * SYN-ACK). A SYN never answered shows in neither. */
     __u64 answered;
     __u64 refused;
+    /* TCP/UDP payload bytes each way (HAProxy's bin and bout for a layer-4
+     * proxy count these, not frames). */
+    __u64 payload;
+    __u64 reply_payload;
 };
 
 /* Layer-4 settings (array of one), written with the services. */

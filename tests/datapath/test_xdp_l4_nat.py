@@ -96,6 +96,23 @@ def test_later_packets_of_the_flow_hit_conntrack(xdp_in_net):
     assert len(xdp.maps["conntrack"]) == len(xdp.maps["nat_reverse"]) == 1
 
 
+def test_payload_bytes_are_counted_each_way_for_bin_and_bout(xdp_in_net):
+    xdp = xdp_in_net
+    plan = serve(xdp, WEB)
+    server, port, nat_port = expected_nat(xdp, plan, syn())
+    xdp.run(bytes(syn()))  # no payload
+    request = client_packet(TCP(sport=40123, dport=80, flags="PA", seq=1001, ack=5001,
+                                options=[("NOP", None), ("NOP", None),
+                                         ("Timestamp", (1, 2))]) / (b"q" * 123))
+    xdp.run(bytes(request))
+    answer = reply_from(server, port, nat_port, "PA") / (b"a" * 456)
+    xdp.run(bytes(answer))
+    [stats] = services.stats(xdp.l4)
+    assert (stats["payload"], stats["reply_payload"]) == (123, 456)
+    [picked] = [b for b in stats["backends"] if b["server"] == f"{server}:{port}"]
+    assert (picked["payload"], picked["reply_payload"]) == (123, 456)
+
+
 def test_a_servers_reply_goes_back_to_the_client_from_the_vip(xdp_in_net):
     xdp = xdp_in_net
     plan = serve(xdp, WEB)

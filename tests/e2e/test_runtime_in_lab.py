@@ -191,6 +191,9 @@ def test_kernel_tier_flows_count_and_its_server_obeys_the_socket(lab, balancer, 
     assert cells[("tcp_echo", "FRONTEND")]["stot"] == "2"
     assert cells[("tcp_echo", "tcp1")]["stot"] == "2"
     assert cells[("tcp_echo", "BACKEND")]["stot"] == "2"
+    # Payload bytes, as haproxy counts a tcp proxy's: "ping\n" each way, twice.
+    for row in ("FRONTEND", "tcp1", "BACKEND"):
+        assert (cells[("tcp_echo", row)]["bin"], cells[("tcp_echo", row)]["bout"]) == ("10", "10")
     metrics = stats_listener(lab, path="/metrics")
     assert 'haproxy_server_sessions_total{proxy="tcp_echo",server="tcp1"} 2\n' in metrics
 

@@ -54,3 +54,19 @@ def test_fresh_reads_before_showing():
     calls = []
     registry.refresh = lambda: calls.append(1)
     assert registry.fresh() is registry and calls == [1]
+
+
+def test_payload_bytes_become_bin_and_bout():
+    config = parse_text(CONFIG, "t.cfg", env={})
+    registry = StatsRegistry.build(config.frontends, config.backends)
+    one = service("10.0.0.9", 3306, [("10.0.0.1:3306", 1), ("10.0.0.2:3306", 1)])
+    one.update(payload=300, reply_payload=5000)
+    one["backends"][0].update(payload=100, reply_payload=4000)
+    one["backends"][1].update(payload=200, reply_payload=1000)
+    merge(registry, kernel_frontends(config), config.backends, [one])
+    proxy = registry.proxy("db")
+    assert proxy.frontend is not None and proxy.backend is not None
+    assert (proxy.frontend.bytes_in, proxy.frontend.bytes_out) == (300, 5000)
+    assert (proxy.backend.bytes_in, proxy.backend.bytes_out) == (300, 5000)
+    assert [(s.bytes_in, s.bytes_out) for s in proxy.backend.servers] == [(100, 4000),
+                                                                           (200, 1000)]
