@@ -452,7 +452,7 @@ def print_ratios(rows: list[Row]) -> None:
 
 
 def profile_l7(lab: Lab, workdir: Path, seconds: float, top: int,
-               save: Path | None, native: bool) -> None:
+               save: Path | None, native: bool, load: Load = KEEPALIVE) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         sys.exit("bench_lab: --profile needs py-spy: pip install -e '.[bench]'")
@@ -460,7 +460,8 @@ def profile_l7(lab: Lab, workdir: Path, seconds: float, top: int,
     url = f"http://{lab.topo.addr('lb')}:{L7_PORT}/{SMALL}"
     out = workdir / "l7.collapsed"
     with pyxlb_running(lab, config, [L7_PORT]) as pids:
-        wrk = start_wrk(lab, wrk_argv(url, seconds + 4, KEEPALIVE.conns, KEEPALIVE.threads))
+        wrk = start_wrk(lab, wrk_argv(url, seconds + 4, load.conns, load.threads,
+                                      close=load.close))
         time.sleep(2)
         # --native shows the C frames (uvloop, httptools, syscalls) but must stop the
         # process for each sample; without it py-spy reads Python frames on the fly.
@@ -474,7 +475,7 @@ def profile_l7(lab: Lab, workdir: Path, seconds: float, top: int,
     if save is not None:
         shutil.copyfile(out, save)
     prof = summarise(out.read_text())
-    print(f"pyxlb l7 under wrk keep-alive ({KEEPALIVE.conns} connections): "
+    print(f"pyxlb l7 under wrk {load.name} ({load.conns} connections): "
           f"{res.rps:.0f} req/s while sampled; {prof.samples} samples "
           f"(py-spy {'--native' if native else '--nonblocking, Python frames only'})")
     for which, within in (("self", ""), ("inclusive", "l7/")):
@@ -503,6 +504,8 @@ def main() -> None:
     parser.add_argument("--profile", type=float, metavar="SECONDS",
                         help="instead: sample the l7 tier with py-spy under keep-alive load")
     parser.add_argument("--top", type=int, default=25, help="--profile: functions listed")
+    parser.add_argument("--profile-close", action="store_true",
+                        help="--profile: under `Connection: close` load, not keep-alive")
     parser.add_argument("--python-only", action="store_true",
                         help="--profile: Python frames only, without stopping the process")
     parser.add_argument("--save-profile", type=Path, metavar="FILE",
@@ -527,7 +530,8 @@ def main() -> None:
         try:
             if args.profile:
                 profile_l7(lab, workdir, args.profile, args.top, args.save_profile,
-                           not args.python_only)
+                           native=not args.python_only,
+                           load=CLOSE if args.profile_close else KEEPALIVE)
                 return
             parts = args.only or ["l4", "l7", "flood"]
             print(f"lab {lab.prefix}: {seconds:.0f} s per measurement, parts "
