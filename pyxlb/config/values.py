@@ -32,18 +32,26 @@ class BadValue(ValueError):
     """An argument that does not have the expected form; the message says what would."""
 
 
-def parse_time_ms(text: str) -> int:
-    """A HAProxy time (`5000`, `1500us`, `5s`, `2m`, `1h`, `1d`) in milliseconds, rounded up."""
+def _time_scale(text: str, default_unit: str) -> tuple[str, int, int] | None:
+    """A time's digits and its unit's (multiplier, divisor) to milliseconds;
+    `default_unit` ("ms" or "s") when none is written."""
     match = _TIME.fullmatch(text)
     if match is None:
-        raise BadValue(f"'{text}' is not a time: write milliseconds, or a number with a unit "
+        counted = "milliseconds" if default_unit == "ms" else "seconds"
+        raise BadValue(f"'{text}' is not a time: write {counted}, or a number with a unit "
                        "(us, ms, s, m, h, d)")
     digits, unit = match.groups()
     if unit and unit not in _TIME_UNITS:
         raise BadValue(f"unknown time unit '{unit}' in '{text}' (units are us, ms, s, m, h, d)")
-    mult, div = _TIME_UNITS[unit or "ms"]
+    mult, div = _TIME_UNITS[unit or default_unit]
+    return (digits, mult, div) if len(digits) <= _MAX_DIGITS else None
+
+
+def parse_time_ms(text: str) -> int:
+    """A HAProxy time (`5000`, `1500us`, `5s`, `2m`, `1h`, `1d`) in milliseconds, rounded up."""
+    scale = _time_scale(text, "ms")
     # Rounded up, as HAProxy does, so that 1us is 1ms rather than "no timeout".
-    ms = -(-int(digits) * mult // div) if len(digits) <= _MAX_DIGITS else TIMER_MAX_MS + 1
+    ms = TIMER_MAX_MS + 1 if scale is None else -(-int(scale[0]) * scale[1] // scale[2])
     if ms > TIMER_MAX_MS:
         raise BadValue(f"'{text}' is too long: timers stop at {TIMER_MAX_MS} ms "
                        "(about 24.8 days)")
@@ -53,15 +61,9 @@ def parse_time_ms(text: str) -> int:
 def parse_time_s(text: str) -> int:
     """A HAProxy time counted in seconds (`30`, `1500ms`, `30m`, `8h`): seconds unless
     a unit is given, rounded up, up to INT_MAX seconds (cookie lifetimes)."""
-    match = _TIME.fullmatch(text)
-    if match is None:
-        raise BadValue(f"'{text}' is not a time: write seconds, or a number with a unit "
-                       "(us, ms, s, m, h, d)")
-    digits, unit = match.groups()
-    if unit and unit not in _TIME_UNITS:
-        raise BadValue(f"unknown time unit '{unit}' in '{text}' (units are us, ms, s, m, h, d)")
-    mult, div = _TIME_UNITS[unit or "s"]
-    seconds = -(-int(digits) * mult // (div * 1000)) if len(digits) <= _MAX_DIGITS else INT_MAX + 1
+    scale = _time_scale(text, "s")
+    seconds = (INT_MAX + 1 if scale is None
+               else -(-int(scale[0]) * scale[1] // (scale[2] * 1000)))
     if seconds > INT_MAX:
         raise BadValue(f"'{text}' is too long: the maximum is {INT_MAX} s (about 68 years)")
     return seconds
