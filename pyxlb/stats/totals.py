@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pyxlb.stats.counters import BackendStats, FrontendStats, ServerStats, StatsRegistry
 
@@ -89,20 +90,13 @@ class Combiner:
 
 def with_values(registry: StatsRegistry, values: list[int]) -> StatsRegistry:
     """A copy of `registry` (statuses, weights, order) holding `values`."""
-    hooks = registry.control, registry.refresh, registry.collect
-    registry.control = registry.refresh = registry.collect = None
-    queues = {id(s): s.queue for s in _slots(registry) if not isinstance(s, FrontendStats)}
-    for slot in _slots(registry):
-        if not isinstance(slot, FrontendStats):
-            slot.queue = None  # the live queue is not copied: its count is
-    try:
-        totals = copy.deepcopy(registry)
-    finally:
-        registry.control, registry.refresh, registry.collect = hooks
-        for slot in _slots(registry):
-            if not isinstance(slot, FrontendStats):
-                slot.queue = queues[id(slot)]
-    totals.control = registry.control
+    # Not copied: the live queues (their counts are among `values`) and the hooks,
+    # bound to the process's own objects; the copy keeps only `control`.
+    memo: dict[int, Any] = {id(slot.queue): None for slot in _slots(registry)
+                            if not isinstance(slot, FrontendStats)}
+    memo.update({id(registry.refresh): None, id(registry.collect): None,
+                 id(registry.control): registry.control})
+    totals = copy.deepcopy(registry, memo)
     at = iter(values)
     for slot in _slots(totals):
         for name, _ in _layout(slot):

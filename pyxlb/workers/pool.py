@@ -58,7 +58,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._reports: dict[int, tuple[list[int], set[int], asyncio.Future[None]]] = {}
         self._stopping = False
-        self._restarts: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # restarts, collect answers
 
     @property
     def pids(self) -> list[int]:
@@ -151,8 +151,8 @@ class WorkerPool:
                     self._counted(worker, message)
                 elif isinstance(message, m.Collect):
                     task = loop.create_task(self._answer_collect(worker, message))
-                    self._restarts.add(task)
-                    task.add_done_callback(self._restarts.discard)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         except ChannelClosed:
             pass
         # Gone: a report waiting for it is complete without it.
@@ -167,8 +167,8 @@ class WorkerPool:
         print(f"pyxlb: [WARNING] layer-7 worker {worker.index} (pid {worker.process.pid}) "
               f"exited with status {code}; starting another", file=sys.stderr, flush=True)
         task = loop.create_task(self._respawn(worker.index))
-        self._restarts.add(task)
-        task.add_done_callback(self._restarts.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _respawn(self, index: int) -> None:
         try:
@@ -179,7 +179,7 @@ class WorkerPool:
     async def stop(self) -> None:
         """Asks every worker to finish, kills those that do not in time."""
         self._stopping = True
-        for task in list(self._restarts):
+        for task in list(self._tasks):
             task.cancel()
         workers = list(self._workers.values())
         self._workers.clear()

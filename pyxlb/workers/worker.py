@@ -61,12 +61,11 @@ class Worker:
         from pyxlb.l7.upstream import Upstreams
         from pyxlb.log.sender import LogSender
         from pyxlb.stats.counters import StatsRegistry
-        from pyxlb.stats.totals import with_values
 
         config = self.start.config
         instance = Instance(self.start.iface, self.start.netns)
         self.stats = StatsRegistry.build(config.frontends, config.backends)
-        self.stats.collect = self._collect_totals(with_values)
+        self.stats.collect = self._collect_totals
         self.stats.control = lambda backend, server, state: self.channel.send(
             m.Control(backend, server, state))
         self.sender = LogSender()
@@ -84,18 +83,19 @@ class Worker:
     def _observed(self, backend: str, server: str, outcome: Any) -> None:
         self.channel.send(m.Observed(backend, server, outcome))
 
-    def _collect_totals(self, with_values: Any) -> Any:
-        async def collect() -> Any:
-            collect_id = next(self._ids)
-            future = asyncio.get_running_loop().create_future()
-            self._collecting[collect_id] = future
-            self.channel.send(m.Collect(collect_id))
-            try:
-                values = await future
-            finally:
-                del self._collecting[collect_id]
-            return with_values(self.stats, values)
-        return collect
+    async def _collect_totals(self) -> Any:
+        """Every process's counters added up, by way of the daemon."""
+        from pyxlb.stats.totals import with_values
+
+        collect_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._collecting[collect_id] = future
+        self.channel.send(m.Collect(collect_id))
+        try:
+            values = await future
+        finally:
+            del self._collecting[collect_id]
+        return with_values(self.stats, values)
 
     def _follow(self, message: Any) -> bool:
         """Acts on one message from the daemon; False on Stop."""
