@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import psutil
+
 from pyxlb.config import Config
 from pyxlb.datapath import cidr_lists, loader, params, ports
 from pyxlb.datapath.instance import Instance
@@ -325,6 +327,20 @@ def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,
         loader.unload(instance)
 
 
+def _exited(pid: int, timeout_s: float) -> bool:
+    """Whether `pid` ends (or is a zombie: its parent may be the caller, who
+    reaps it) within `timeout_s`; polled, never reaped here."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def stop_instance(instance: Instance, timeout_s: float = 10.0) -> bool:
     """Asks the instance's daemon to stop and waits; then removes whatever it
     left (after a crash, the pins and the attached program). True if a
@@ -332,10 +348,10 @@ def stop_instance(instance: Instance, timeout_s: float = 10.0) -> bool:
     pid = instance.daemon_pid()
     if pid:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while instance.daemon_pid() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if instance.daemon_pid():
+        # Wait for the process itself, not its state file: the daemon removes
+        # that first while it is still taking its pins away.
+        if not _exited(pid, timeout_s):
             os.kill(pid, signal.SIGKILL)
+            _exited(pid, timeout_s)
     loader.unload(instance)
     return pid is not None

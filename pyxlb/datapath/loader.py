@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyxlb.datapath import libbpf
 from pyxlb.datapath.build import PROG_PINS
@@ -152,15 +153,20 @@ def load(instance: Instance, hook: str = "auto", xdp_mode: str = "auto",
 
 def unload(instance: Instance) -> None:
     """Detaches (by dropping the link's pin) and removes every pin and state
-    file of the instance. Safe to call on a half-made or already-gone one."""
+    file of the instance. Safe to call on a half-made or already-gone one,
+    and while another process removes the same instance."""
     if instance.pin_dir.is_dir():
         # The links first, so the program stops running before its maps go.
         for pin in LINK_PINS.values():
             (instance.pin_dir / pin).unlink(missing_ok=True)
-        for pin in instance.pin_dir.iterdir():
-            pin.unlink(missing_ok=True)
-        instance.pin_dir.rmdir()
-    if instance.run_dir.is_dir():
-        for path in instance.run_dir.iterdir():
-            path.unlink(missing_ok=True)
-        instance.run_dir.rmdir()
+    _remove_dir(instance.pin_dir)
+    _remove_dir(instance.run_dir)
+
+
+def _remove_dir(path: Path) -> None:
+    try:
+        for entry in path.iterdir():
+            entry.unlink(missing_ok=True)
+        path.rmdir()
+    except FileNotFoundError:
+        pass
