@@ -1535,6 +1535,10 @@ async def start_frontend(
                     ssl_handshake_timeout=None if context is None else fe.client_timeout,
                 )
             )
+            for sock in servers[-1].sockets:
+                # As HAProxy's http listeners: accepted connections start with
+                # delayed ACKs, so a request's ACK leaves with its response.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
             if fe.limit is not None:
                 servers[-1] = _pausable(loop, servers[-1], fe,
                                         factory if context is None else tls_factory, context)

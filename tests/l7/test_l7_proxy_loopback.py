@@ -21,7 +21,7 @@ from l7_harness import (
     stats_csv,
 )
 
-from pyxlb.l7.proxy import ClientConnection
+from pyxlb.l7.proxy import ClientConnection, _frontend_of
 from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, UNPROCESSABLE, error_response
 
 
@@ -67,6 +67,24 @@ def test_keep_alive_connection_alternates_servers(proxy: RunningProxy) -> None:
         assert conn.sock is sock and not resp.will_close
     assert seen == ["web1", "web2"] * 5
     conn.close()
+
+
+def test_accepted_connections_delay_their_acks_as_haproxys_http_listeners(
+        proxy: RunningProxy) -> None:
+    # With quick ACKs, a new connection's request is ACKed alone before the
+    # response; HAProxy turns them off on http listeners (one packet less per
+    # connection). Linux reports an accepted socket's mode by this option,
+    # read before any exchange: one turns delayed ACKs on by itself.
+    def quickack_of_accepted() -> list[int]:
+        return [c.transport.get_extra_info("socket").getsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+                for fe in set(_frontend_of.values()) for c in fe.connections]
+
+    with socket.create_connection(("127.0.0.1", proxy.port["http_front"])):
+        deadline = time.monotonic() + 5
+        while not (modes := proxy.call(quickack_of_accepted)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert modes == [0]
 
 
 def test_separate_connections_alternate_and_stats_count_them(proxy: RunningProxy) -> None:
