@@ -12,18 +12,18 @@ from pyxlb.datapath.instance import Instance
 
 def test_two_concurrent_unloads_both_succeed_and_leave_nothing():
     instance = Instance(f"pxunl{os.getpid()}")
+    failures: list[BaseException] = []
+
+    def unload() -> None:
+        try:
+            loader.unload(instance)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
     for attempt in range(20):
         instance.run_dir.mkdir(parents=True)
         for n in range(300):
             (instance.run_dir / f"state{n}").write_text("x")
-        failures: list[BaseException] = []
-
-        def unload() -> None:
-            try:
-                loader.unload(instance)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                failures.append(exc)
-
         racers = [threading.Thread(target=unload) for _ in range(2)]
         for racer in racers:
             racer.start()
