@@ -9,8 +9,11 @@ cover one label). Companion files (``.key``, ``.ocsp``, ``.issuer``, ``.sctl``)
 are not certificates.
 
 The context offers ALPN ``http/1.1`` and TLS 1.2 or later (HAProxy 2.6's default
-``ssl-min-ver``). Everything is loaded once, when the listener starts; a file that
-cannot be loaded is an error naming the bind's line.
+``ssl-min-ver``). A client offering only ``h2`` gets no ALPN and its handshake goes
+on, as with HAProxy's bind without ``alpn``. A failed handshake sends the client
+OpenSSL's alert before the close, as HAProxy does (``AlertingSSLObject``).
+Everything is loaded once, when the listener starts; a file that cannot be loaded
+is an error naming the bind's line.
 """
 
 from __future__ import annotations
@@ -25,6 +28,50 @@ COMPANION_SUFFIXES = (".key", ".ocsp", ".issuer", ".sctl")
 """Files in a crt directory that accompany a certificate rather than being one."""
 
 ALPN = ["http/1.1"]
+
+
+class AlertingSSLObject(ssl.SSLObject):
+    """The connections' SSL object: a failed handshake's alert reaches the client.
+
+    On a handshake error, asyncio's and uvloop's SSL transports close the
+    connection without sending what OpenSSL wrote for the peer (CPython
+    gh-98078), so a TLS 1.1 client sees a bare close where HAProxy sends a
+    protocol_version alert. Here a failure that left bytes for the peer is first
+    reported as "want read": the loop sends them, as after any handshake step.
+    The failure itself is raised at the next step: the client's next bytes, its
+    close (clients close on a fatal alert), or the handshake timeout (``timeout
+    client``) ends the connection.
+    """
+
+    _outgoing: ssl.MemoryBIO | None = None
+    _failure: ssl.SSLError | None = None
+
+    def do_handshake(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            if self._outgoing is None or not self._outgoing.pending:
+                raise
+            self._failure = exc
+            raise ssl.SSLWantReadError("the alert goes out before the failure") from exc
+
+
+class _Context(ssl.SSLContext):
+    """A server context whose SSL objects can see what they leave for the peer."""
+
+    sslobject_class = AlertingSSLObject
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        obj = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        if isinstance(obj, AlertingSSLObject):
+            obj._outgoing = outgoing
+        return obj
 
 
 class TLSConfigError(ValueError):
@@ -53,7 +100,7 @@ def server_context(crt: str, where: object) -> ssl.SSLContext:
 
 
 def _new_context() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = _Context(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(ALPN)
     return ctx
