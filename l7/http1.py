@@ -18,12 +18,15 @@ follows a 101).
 Pure functions over bytes; the proxy calls them once per message (heads) or per
 body piece (``chunk``). The parser settings both sides share live here too, and
 the request checks HAProxy 2.6 makes where llhttp is laxer (repeated Host,
-absolute targets, transfer codings, the HTX room a head may take).
+absolute targets, transfer codings, the HTX room a head may take), and where it
+is stricter: a method it does not know, which HAProxy still waits for.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from httptools import HttpParserError
 
 MAX_HEAD: Final = 15360
 """Largest message head accepted (HAProxy: tune.bufsize 16384 - tune.maxrewrite 1024):
@@ -52,6 +55,32 @@ LENIENCIES_OFF: Final = {
 }
 """Every llhttp leniency, off: a proxy that is laxer than the servers behind it
 invites request smuggling. They are off by default; saying so pins it."""
+
+_TCHAR: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+"""RFC 9110's token characters, what HAProxy 2.6 takes in a method."""
+
+
+def method_in_progress(data: bytes) -> bool:
+    """Whether ``data``, where llhttp refused a request's method, ends with what
+    HAProxy 2.6 still reads as the beginning of one: token characters after the
+    last line end. HAProxy takes any token as a method and waits for the rest of
+    the request line; llhttp knows a fixed list and refuses others at once."""
+    tail = data[data.rfind(b"\n") + 1:]
+    return bool(tail) and not tail.translate(None, _TCHAR)
+
+
+class MethodToken:
+    """Stands in for the request parser while a method llhttp refused arrives
+    (``method_in_progress``): more token characters keep the request waiting for
+    ``timeout http-request`` (HAProxy's 408), anything else makes it bad (a space
+    too: llhttp could not forward the request)."""
+
+    __slots__ = ()
+
+    def feed_data(self, data: bytes) -> None:
+        if data.translate(None, _TCHAR):
+            raise HttpParserError("the method is not a token, or not one llhttp knows")
+
 
 CRLF: Final = b"\r\n"
 LAST_CHUNK: Final = b"0\r\n"

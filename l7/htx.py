@@ -54,13 +54,20 @@ def message_size(raw: bytes) -> int:
 
 
 def chunked_reply_size(raw: bytes, head_only: bool) -> int:
-    """A reply pyxlb frames with a content-length where HAProxy's applet chunks it
-    (the stats page): counted as HAProxy's, whose head says ``transfer-encoding:
-    chunked`` instead, except in answer to HEAD."""
+    """A reply of the stats service: the page, chunked as HAProxy's applet sends it
+    (``responses.stats_response``), counts its head and the data of its chunks (no
+    end-of-trailers block: the applet makes the message in HTX, it never parsed a
+    chunked one); its 401 and 303 as ``message_size``."""
     head, _, body = raw.partition(b"\r\n\r\n")
-    size = message_size(head + b"\r\n\r\n") + len(body)
-    start = head.find(b"\r\ncontent-length: ")
-    if start >= 0:
-        end = head.find(b"\r\n", start + 2)
-        size -= (len(head) if end < 0 else end) - start - 4
-    return size if head_only else size + len(b"transfer-encodingchunked")
+    size = message_size(head + b"\r\n\r\n")
+    if head_only or b"\r\ntransfer-encoding: chunked" not in head:
+        # HEAD, or one of the service's content-length replies (401, 303).
+        return size + (0 if head_only else len(body))
+    at = 0
+    while True:
+        end = body.index(b"\r\n", at)
+        length = int(body[at:end], 16)
+        if not length:
+            return size
+        size += length
+        at = end + 2 + length + 2

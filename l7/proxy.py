@@ -52,12 +52,13 @@ from typing import Any, cast
 from httptools import (
     HttpParserCallbackError,
     HttpParserError,
+    HttpParserInvalidMethodError,
     HttpParserUpgrade,
     HttpRequestParser,
 )
 
 from pyxlb.l7.balance import Need, source_key
-from pyxlb.l7.balance.queue import Pending, Refusal
+from pyxlb.l7.balance.queue import Full, Pending
 from pyxlb.l7.cookies import CookieRequest
 from pyxlb.l7.http1 import (
     CONNECTION,
@@ -71,6 +72,7 @@ from pyxlb.l7.http1 import (
     SPECIAL_HEADERS,
     TRANSFER_ENCODING,
     UPGRADE,
+    MethodToken,
     absolute_target,
     chunk,
     connection_line,
@@ -79,6 +81,7 @@ from pyxlb.l7.http1 import (
     header_line,
     is_chunked,
     last_chunk,
+    method_in_progress,
     request_head,
     response_head,
     same_host,
@@ -100,7 +103,7 @@ from pyxlb.l7.tls import server_context
 from pyxlb.l7.tunnel import Tunnel, tunnel_timeout
 from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
 from pyxlb.log.session import ConnectionLog, FrontendLog, RequestLog, Sender
-from pyxlb.stats.counters import FrontendStats, StatsRegistry
+from pyxlb.stats.counters import BackendStats, FrontendStats, StatsRegistry, status_class
 from pyxlb.stats.service import StatsRequest, StatsService, headers_of, serves_metrics
 
 log = logging.getLogger(__name__)
@@ -124,7 +127,7 @@ class Frontend:
         "name", "backend", "stats", "registry", "stats_page",
         "forwardfor", "server_close", "client_timeout", "loop", "connections",
         "request_timeout", "keepalive_timeout",
-        "need", "key_header", "rules", "upstreams", "options", "log", "limit",
+        "need", "key_header", "rules", "upstreams", "options", "log", "limit", "own_backend",
     )
 
     def __init__(
@@ -146,6 +149,9 @@ class Frontend:
         self.need: Need | None = None if need is Need.NONE else need
         self.key_header: bytes | None = None if balancer is None else balancer.header
         self.stats: FrontendStats = registry.frontend(config.name)
+        # A `listen`'s backend half: HAProxy counts there the bytes of the requests
+        # no backend took (stats, rule answers), its stream's backend until then.
+        self.own_backend: BackendStats | None = registry.proxy(config.name).backend
         self.registry = registry
         stats = getattr(config, "stats", None)
         self.stats_page: StatsService | None = None if stats is None else StatsService(
@@ -344,7 +350,11 @@ class ClientConnection(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport but implement it.
         self.transport = cast(asyncio.Transport, transport)
         fe = self.fe
-        fe.stats.connections += 1
+        stats = fe.stats
+        stats.connections += 1
+        stats.current += 1
+        if stats.current > stats.peak:
+            stats.peak = stats.current
         fe.connections.add(self)
         if fe.limit is not None:
             fe.limit.opened()
@@ -379,6 +389,7 @@ class ClientConnection(asyncio.Protocol):
             self._log_ended("C")
         self.closed = True
         fe = self.fe
+        fe.stats.current -= 1
         if fe.limit is not None and self in fe.connections:
             fe.limit.closed()
         fe.connections.discard(self)
@@ -410,21 +421,41 @@ class ClientConnection(asyncio.Protocol):
         except HttpParserError as exc:
             if isinstance(exc.__context__, _Closed):
                 return
-            if isinstance(exc, HttpParserCallbackError) and not isinstance(
-                exc.__context__, _Rejected
-            ):
-                log.error(
-                    "bug while parsing a request on %s", self.fe.name, exc_info=exc.__context__
-                )
-            self._bad_request(
-                UNPROCESSABLE if isinstance(exc.__context__, _Unprocessable) else BAD_REQUEST)
-            return
+            if exc.__class__ is HttpParserInvalidMethodError and method_in_progress(data):
+                # HAProxy waits for the rest of a request line that begins with a
+                # token (e.g. text sent after an Upgrade request the server
+                # refused): a 408 at `timeout http-request`, unless it goes bad.
+                self.parser = MethodToken()  # type: ignore[assignment]
+            else:
+                if isinstance(exc, HttpParserCallbackError) and not isinstance(
+                    exc.__context__, _Rejected
+                ):
+                    log.error("bug while parsing a request on %s", self.fe.name,
+                              exc_info=exc.__context__)
+                self._bad_request(
+                    UNPROCESSABLE if isinstance(exc.__context__, _Unprocessable)
+                    else BAD_REQUEST)
+                return
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
                 self._bad_request()
 
     def eof_received(self) -> bool | None:
+        if (self._in_head or self._fresh) and not self.queue:
+            # HAProxy 2.6 answers a head cut short by the client's close (or a
+            # connection closed before its first byte) with a 400, and counts it
+            # as a bad request.
+            self._write(BAD_REQUEST)
+            stats = self.fe.stats
+            stats.requests += 1
+            stats.bad_requests += 1
+            stats.hrsp[4] += 1
+            return None
+        if self._in_head:
+            # The same, after answering the requests before it.
+            self._bad_request()
+            return True
         if self._in_head or self.parsing is not None or not self.queue:
             return None  # nothing complete to answer: close
         ex = self.queue[0]
@@ -599,7 +630,9 @@ class ClientConnection(asyncio.Protocol):
         # HAProxy closes after an answer when the request body is not read yet.
         decision = rules.decide(view, not keep_alive or self._has_body)
         if decision.answer is not None:
-            # Not "intercepted" (stats only); HAProxy's dreq for deny has no counter yet.
+            # Not "intercepted" (stats only); a deny is HAProxy's dreq.
+            if decision.denied:
+                self.fe.stats.denied += 1
             ex = Exchange(ANSWER, version, keep_alive, head_only)
             if view.stick is not None:
                 ex.view, ex.status = view, decision.status
@@ -772,6 +805,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if ex.kind == BAD:
             self._write(ex.answer)
+            self._answered(ex, int(ex.answer[9:12]))
             self._close()
             return
         if ex.kind == ANSWER:
@@ -817,17 +851,28 @@ class ClientConnection(asyncio.Protocol):
             if got.deadline is not None:
                 ex.wait_timer = self.loop.call_at(got.deadline, self._queue_expired, ex)
         else:
+            full = got.server if isinstance(got, Full) else None
             if ex.log is not None:
-                if got is Refusal.QUEUE_FULL:
-                    ex.log.queued(backend, persist, now)  # HAProxy logs Tw -1 here
+                if full is not None:
+                    ex.log.queued(backend, full, now)  # HAProxy logs Tw -1 here
                 else:
                     ex.log.picked(backend, None, now)
-            # No usable server (SC), or the chosen one's queue is full (SQ).
-            self._generated(ex, 503, "SQ" if got is Refusal.QUEUE_FULL else None)
+            self._refused(ex, full)
+
+    def _refused(self, ex: Exchange, full: Server | None) -> None:
+        """No server and no queue: none usable (SC), or ``full``'s queue is at its
+        maxqueue (SQ). HAProxy counts both in econ, a server's when it had one."""
+        assert ex.backend is not None
+        if full is not None:
+            full.stats.connect_errors += 1
+        else:
+            ex.backend.stats.unassigned_errors += 1
+        self._generated(ex, 503, None if full is None else "SQ")
 
     def _answer(self, ex: Exchange) -> None:
         """Send the answer a rule made."""
         self._write(ex.answer)
+        self._answered(ex, int(ex.answer[9:12]))
         ex.bytes_out += message_size(ex.answer)
         ex.response_done = True
         if ex.close_after:
@@ -852,19 +897,43 @@ class ClientConnection(asyncio.Protocol):
             ex.log.tarpitted(ex.status or int(ex.answer[9:12]), since, self.loop.time())
         self._answer(ex)
 
-    def _dequeued(self, ex: Exchange, p: Pending[Server]) -> None:
+    def _dequeued(self, ex: Exchange, p: Pending[Server], moved: bool = False) -> None:
         """A server freed a slot for the queued ``ex`` (the queue has counted it
-        as the server's): go on at the next turn of the loop."""
-        ex.server = p.server
+        as ``p.server``'s): go on at the next turn of the loop. ``moved``: its
+        server stopped taking requests and `option redispatch` balanced it again
+        (``Queues.redistribute``), to a server, another queue or a 503."""
         if ex.wait_timer is not None:
             ex.wait_timer.cancel()
             ex.wait_timer = None
+        if moved:
+            self._moved(ex, p)
+            if p.queued or p.refused is not None:
+                return
         self.loop.call_soon(self._leave_queue, ex)
 
+    def _moved(self, ex: Exchange, p: Pending[Server]) -> None:
+        """HAProxy's redispatch of a request whose server went away from under
+        its queue: the cookie's flag D, the log's retries prefixed `+`."""
+        ex.redispatched = True
+        cookie = ex.cookie
+        if cookie is not None and cookie.valid:
+            cookie.valid = False
+            cookie.seen = "D"
+        refused = p.refused
+        full = refused.server if isinstance(refused, Full) else None
+        if ex.log is not None:
+            ex.log.moved(p.server if refused is None else full)
+        if refused is not None:
+            ex.wait = None
+            self._refused(ex, full)
+        elif p.queued and p.deadline is not None:
+            ex.wait_timer = self.loop.call_at(p.deadline, self._queue_expired, ex)
+
     def _leave_queue(self, ex: Exchange) -> None:
-        server, p = ex.server, ex.wait
-        if server is None or p is None or self.closed or ex.response_done:
+        p = ex.wait
+        if p is None or p.server is None or self.closed or ex.response_done:
             return  # the exchange ended meanwhile and gave the slot back
+        server = p.server
         ex.wait = None
         now = self.loop.time()
         if ex.log is not None:
@@ -879,14 +948,22 @@ class ClientConnection(asyncio.Protocol):
             return
         assert ex.backend is not None
         ex.backend.queues.cancel(p)
+        ex.wait = None
         if ex.log is not None:
             ex.log.dequeued(None, p, self.loop.time())
+        # HAProxy counts it in econ: the server's whose queue it was in, and always
+        # the backend's.
+        if p.server is not None:
+            p.server.stats.connect_errors += 1
+        else:
+            ex.backend.stats.unassigned_errors += 1
         self._generated(ex, 503, "sQ")
 
     def _serve(self, ex: Exchange, server: Server, waited_ms: int = 0) -> None:
         """Send ``ex`` to ``server``, whose slot it holds, after ``waited_ms`` in a
         queue."""
         ex.server = server
+        server.sessions += 1
         server.stats.requests += 1
         server.stats.queue_time.add(waited_ms, server.stats.requests)
         assert ex.backend is not None
@@ -973,6 +1050,8 @@ class ClientConnection(asyncio.Protocol):
             return failed
         failed.stats.redispatches += 1
         backend.balancer.acquire(other)
+        failed.sessions -= 1
+        other.sessions += 1
         backend.release(failed)
         other.stats.requests += 1
         ex.server = other
@@ -1002,6 +1081,10 @@ class ClientConnection(asyncio.Protocol):
         data = b"".join(ex.pending)
         ex.pending = []
         ex.pending_size = 0
+        if up.reused:
+            up.server.stats.reuses += 1
+        else:
+            up.server.stats.connects += 1
         if up.reused and not ex.retried and len(data) <= REPLAY_LIMIT:
             ex.replay = [data]
             ex.replay_size = len(data)
@@ -1035,9 +1118,15 @@ class ClientConnection(asyncio.Protocol):
         if p is not None and p.queued:
             assert ex.backend is not None
             ex.backend.queues.cancel(p)
+        elif p is not None and p.server is not None:
+            # A slot given to it that it never used.
+            ex.wait = None
+            assert ex.backend is not None
+            ex.backend.release(p.server)
         server = ex.server
         if server is not None:
             ex.server = None
+            server.sessions -= 1
             assert ex.backend is not None
             ex.backend.release(server)
 
@@ -1052,6 +1141,9 @@ class ClientConnection(asyncio.Protocol):
         ex = self.queue[0]
         ex.response_started = True
         ex.status = status
+        self._answered(ex, status)
+        if ex.server is not None:
+            ex.server.stats.hrsp[status_class(status)] += 1
         if ex.log is not None:
             ex.log.responded(status, self.loop.time())
         if ex.cookie is not None:
@@ -1172,6 +1264,7 @@ class ClientConnection(asyncio.Protocol):
         answer = page.respond(ex.stats, ex.head_only, close, shown)
         ex.bytes_out += chunked_reply_size(answer, ex.head_only)
         self._write(answer)
+        self._answered(ex, int(answer[9:12]))
         ex.response_done = True
         if close:
             self._close()
@@ -1196,6 +1289,7 @@ class ClientConnection(asyncio.Protocol):
         answer = error_response(status, close)
         ex.bytes_out += message_size(answer)
         self._write(answer)
+        self._answered(ex, status)
         ex.response_done = True
         if close:
             self._stick_done(ex)
@@ -1272,6 +1366,14 @@ class ClientConnection(asyncio.Protocol):
         if not self.closed:
             self._update_reading()
 
+    def _answered(self, ex: Exchange, status: int) -> None:
+        """HAProxy's hrsp_* counts: the frontend's, and the backend's once the
+        request has one."""
+        n = status_class(status)
+        self.fe.stats.hrsp[n] += 1
+        if ex.backend is not None:
+            ex.backend.stats.hrsp[n] += 1
+
     def _account(self, ex: Exchange) -> None:
         """Adds the exchange's bytes to the stats of its frontend, backend and server
         (the one it holds: call before ``_leave_server``) and to what the log counts
@@ -1291,6 +1393,9 @@ class ClientConnection(asyncio.Protocol):
             if server is not None:
                 server.stats.bytes_in += bytes_in
                 server.stats.bytes_out += bytes_out
+        elif self.fe.own_backend is not None:
+            self.fe.own_backend.bytes_in += bytes_in
+            self.fe.own_backend.bytes_out += bytes_out
         if self._log is not None:
             self._log.sent += bytes_out
 
@@ -1348,8 +1453,12 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             if abort:
                 self.transport.abort()
-            else:
-                self.transport.close()
+                return
+            if self.transport.can_write_eof():
+                # FIN first, as HAProxy's shutw: closing with bytes still unread
+                # (a trickling client's) sends a RST, which must not come first.
+                self.transport.write_eof()
+            self.transport.close()
 
     def _on_idle(self) -> bool:
         """``timeout client`` expired; True keeps watching."""

@@ -166,17 +166,22 @@ def redirect_response(code: int, location: bytes, close: bool,
 
 
 def stats_response(body: bytes, ctype: bytes, head_only: bool, close: bool,
-                   refresh_s: int | None = None) -> bytes:
-    """The stats page (HTML, CSV) or metrics reply: 200 with ``cache-control:
-    no-cache`` and, with `stats refresh`, ``refresh: N`` (HAProxy chunks it; a
-    content-length frames the same body)."""
+                   refresh_s: int | None = None, http10: bool = False) -> bytes:
+    """The stats page (HTML, CSV) or metrics reply as HAProxy's applet sends it: 200
+    with ``cache-control: no-cache``, with `stats refresh` ``refresh: N``, and the
+    body in one chunk. The answer to HEAD has no ``transfer-encoding``. HAProxy
+    puts ``connection: close`` after the chunking header when the client asked to
+    close, before it for an HTTP/1.0 client (``http10``), which closes by default."""
+    chunked = b"" if head_only else b"transfer-encoding: chunked\r\n"
+    conn = b"connection: close\r\n" if close else b""
     head = (
         b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: " + ctype + b"\r\n"
         + (b"refresh: " + str(refresh_s).encode() + b"\r\n" if refresh_s is not None else b"")
-        + (b"connection: close\r\n" if close else b"")
-        + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        + (conn + chunked if http10 else chunked + conn) + b"\r\n"
     )
-    return head if head_only else head + body
+    if head_only:
+        return head
+    return head + b"%X\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
 
 
 def stats_admin_redirect(location: bytes, close: bool) -> bytes:

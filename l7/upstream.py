@@ -130,6 +130,20 @@ class Server:
         # None unless the server line says ``observe``: one test per event.
         self.observe = observe
 
+    @property
+    def sessions(self) -> int:
+        """Requests sent to it now (HAProxy's cur_sess: the log's %sc, the stats'
+        scur, whose highest is smax): unlike the balancer's count, not one a freed
+        slot went to until it goes on."""
+        return self.stats.current
+
+    @sessions.setter
+    def sessions(self, count: int) -> None:
+        stats = self.stats
+        stats.current = count
+        if count > stats.peak:
+            stats.peak = count
+
     async def resolve(self, loop: asyncio.AbstractEventLoop) -> None:
         """Turn a host name into an address once, at start (HAProxy resolves at start too)."""
         try:
@@ -270,6 +284,7 @@ class Backend:
             {id(s): getattr(c, "maxqueue", 0) for c, s in zip(config.servers, self.servers,
                                                                strict=True)},
             self.redispatch,
+            "persist" in self.options,
         )
         stats.queue = self.queues.queue_of(None)
         for server in self.servers:
@@ -345,7 +360,8 @@ class Upstreams:
         Requests already on it finish; the next pick already sees the change. The
         stats show ``status`` (HAProxy's text, e.g. ``HealthMonitor.status_text``),
         plain ``UP`` or ``DOWN`` without one. Going down closes the server's idle
-        connections, as HAProxy does (srv_cleanup_connections).
+        connections, as HAProxy does (srv_cleanup_connections), and with `option
+        redispatch` balances the requests in its queue again (pendconn_redistribute).
         """
         be = self.backend(backend)
         srv = be.server(server)
@@ -353,6 +369,11 @@ class Upstreams:
         srv.stats.status = status if status is not None else ("UP" if up else "DOWN")
         if not up:
             srv.close_idle()
+            if be.queues.waiting(srv):
+                now = asyncio.get_running_loop().time()
+                for p in be.queues.redistribute(srv, now):
+                    srv.stats.redispatches += 1  # it is another server's now
+                    p.owner(p, True)
         else:
             for p in be.queues.dequeue(srv):
                 _wake(p)

@@ -1,10 +1,14 @@
 """``balance leastconn`` (lb_fwlc.c) and ``balance first`` (lb_fas.c): orders kept up to
 date by the connections the caller reports (``acquire``/``release``).
 
-leastconn keys a server by ``(conns + 1) * 4096 / eweight``, or 0 with no connection:
-idle servers come first whatever their weight, then the least loaded relative to its
-weight. Equal keys keep the order they were (re)inserted in, so servers that tie take
-turns. first sends everything to the lowest-numbered server below its maxconn.
+leastconn keys a server by ``(inflight + 1) * 4096 / eweight``, or 0 with nothing in
+flight, where HAProxy 2.6 counts in flight the requests it serves and those in its
+queue: idle servers come first whatever their weight, then the least loaded relative
+to its weight. A key is taken when a connection starts or ends, as HAProxy
+repositions a server then only. Equal keys keep the order they were (re)inserted in,
+so servers that tie take turns. A server at its maxconn is still picked while its
+queue has room below its ``maxqueue`` (the request waits there). first sends
+everything to the lowest-numbered server below its maxconn.
 """
 
 from __future__ import annotations
@@ -14,8 +18,14 @@ from collections.abc import Sequence
 from pyxlb.l7.balance.base import SRV_EWGHT_MAX, Balancer, S, Slot, Tree
 
 
+def _lc_takes(slot: Slot[S]) -> bool:
+    """fwlc_get_next_server's test: below its maxconn, or with room in its queue
+    (a request picked then waits there)."""
+    return not slot.maxconn or slot.served + slot.queued < slot.maxconn + slot.maxqueue
+
+
 def _lc_key(slot: Slot[S], eweight: int) -> int:
-    inflight = slot.served
+    inflight = slot.served + slot.queued
     return (inflight + 1) * SRV_EWGHT_MAX // eweight if inflight else 0
 
 
@@ -42,11 +52,11 @@ class LeastConn(Balancer[S]):
         first = tree.first()
         if first is None:
             return None
-        if first.has_room() and first.server is not avoid:
+        if _lc_takes(first) and first.server is not avoid:
             return first.server
         avoided: Slot[S] | None = None
         for slot in tree.in_order():
-            if slot.has_room():
+            if _lc_takes(slot):
                 if slot.server is not avoid:
                     return slot.server
                 avoided = slot

@@ -8,7 +8,9 @@ full waits in that server's queue, unless the server's ``maxqueue`` is reached (
 503). When a server ends a request, it takes the oldest waiter of its own queue or
 of the backend's (``process_srv_queue``); a server coming up takes from the
 backend's queue (``pendconn_grab_from_px``). A waiter leaves early on ``cancel``
-(its client left, or ``timeout queue`` expired).
+(its client left, or ``timeout queue`` expired). A server that stops taking
+requests gives its waiters back to balancing with ``option redispatch``
+(``pendconn_redistribute``); without, they stay in its queue.
 
 Queues are deques with lazy removal: cancelling marks the waiter and the deque
 drops it when it reaches the head, so every operation is O(1) amortized.
@@ -24,10 +26,20 @@ from pyxlb.l7.balance.base import Balancer, S, Slot
 
 
 class Refusal(enum.Enum):
-    """Why a request gets no server and no place in a queue (a 503 either way)."""
+    """A request gets no server and no place in a queue: nothing is usable (a 503,
+    HAProxy logs SC)."""
 
-    NO_SERVER = "no server"  # nothing usable: HAProxy logs SC
-    QUEUE_FULL = "queue full"  # the chosen server's maxqueue is reached: SQ
+    NO_SERVER = "no server"
+
+
+class Full(Generic[S]):
+    """A request gets no place in the queue of its server (chosen by a cookie or a
+    hash), at its ``maxqueue``: a 503, which HAProxy logs SQ naming the server."""
+
+    __slots__ = ("server",)
+
+    def __init__(self, server: S) -> None:
+        self.server = server
 
 
 class Pending(Generic[S]):
@@ -37,17 +49,22 @@ class Pending(Generic[S]):
     server that took it. ``srv_pos``/``be_pos`` are HAProxy's srv_queue_pos and
     prx_queue_pos for the log (%sq/%bq): the requests that left the queue while this
     one waited, itself included when served. ``deadline`` is when ``timeout queue``
-    expires (None: never).
+    expires (None: never). ``key`` is what the balancer hashed, for balancing it
+    again; ``refused`` why it left its queue for a 503 when that happened
+    (``Queues.redistribute``).
     """
 
-    __slots__ = ("owner", "server", "since", "deadline", "srv_pos", "be_pos", "_queue",
-                 "_mark")
+    __slots__ = ("owner", "server", "since", "deadline", "srv_pos", "be_pos", "key",
+                 "refused", "_queue", "_mark")
 
-    def __init__(self, owner: Any, since: float, deadline: float | None) -> None:
+    def __init__(self, owner: Any, since: float, deadline: float | None,
+                 key: bytes | None = None) -> None:
         self.owner = owner
         self.server: S | None = None
         self.since = since
         self.deadline = deadline
+        self.key = key
+        self.refused: Refusal | Full[S] | None = None
         self.srv_pos = 0
         self.be_pos = 0
         self._queue: _Queue | None = None
@@ -110,15 +127,21 @@ class Queues(Generic[S]):
     None: no limit), as HAProxy falls back; ``maxqueue`` maps a server (its id())
     to its ``maxqueue`` (0: unlimited). Servers are the balancer's. A pending's
     ``owner`` is the caller's: whatever lets it resume the request.
+    ``redispatch`` and ``persist`` are the backend's `option redispatch` and
+    `option persist`.
     """
 
     def __init__(self, balancer: Balancer[S], timeout: float | None,
-                 maxqueue: dict[int, int] | None = None, redispatch: bool = False) -> None:
+                 maxqueue: dict[int, int] | None = None, redispatch: bool = False,
+                 persist: bool = False) -> None:
         self.balancer = balancer
         self.timeout = timeout
         # `option redispatch`: a persisted server whose queue is full is given up
         # for a balanced pick (HAProxy's SF_DIRECT + PR_O_REDISP).
         self.redispatch = redispatch
+        # Whether a server that stops taking requests gives its waiters back
+        # (pendconn_redistribute does so with redispatch, unless `option persist`).
+        self._redistributes = redispatch and not persist
         self.backend = _Queue(None)
         slots = balancer._slots
         for slot in slots:
@@ -131,37 +154,51 @@ class Queues(Generic[S]):
     # -- a request arrives
 
     def admit(self, owner: object, now: float, key: bytes | None = None,
-              persist: S | None = None) -> S | Pending[S] | Refusal:
+              persist: S | None = None) -> S | Pending[S] | Refusal | Full[S]:
         """A slot for a new request: its server (counted as acquired), or its place
         in a queue, or why it gets neither. ``persist`` is the server a cookie chose
         (already known to be up); ``key`` what the balancer hashes."""
-        balancer = self.balancer
         if persist is not None:
-            got = self._on_server(owner, now, persist)
-            if got is not Refusal.QUEUE_FULL or not self.redispatch:
+            got = self._on_server(owner, now, key, persist)
+            if got.__class__ is not Full or not self.redispatch:
                 return got
+        return self._balanced(owner, now, key)
+
+    def _balanced(self, owner: object, now: float, key: bytes | None,
+                  p: Pending[S] | None = None) -> S | Pending[S] | Refusal | Full[S]:
+        """HAProxy's assign_server_and_queue for a request no cookie binds (``p``:
+        one that waited already)."""
+        balancer = self.balancer
         if not balancer.has_usable():
             return Refusal.NO_SERVER
         if self._fair and self.backend.length:
-            return self._wait(owner, now, self.backend)
+            return self._wait(owner, now, key, self.backend, p)
         server = balancer.pick(key)
         if server is None:
-            return self._wait(owner, now, self.backend)
-        return self._on_server(owner, now, server)
+            return self._wait(owner, now, key, self.backend, p)
+        return self._on_server(owner, now, key, server, p)
 
-    def _on_server(self, owner: object, now: float, server: S) -> S | Pending[S] | Refusal:
+    def _on_server(self, owner: object, now: float, key: bytes | None, server: S,
+                   p: Pending[S] | None = None) -> S | Pending[S] | Full[S]:
         slot = self.balancer._slot_of[id(server)]
         if slot.maxconn and (slot.queued or slot.served >= slot.maxconn):
             if slot.maxqueue and slot.queued >= slot.maxqueue:
-                return Refusal.QUEUE_FULL
-            p = self._wait(owner, now, self._queues[id(server)])
+                return Full(server)
+            p = self._wait(owner, now, key, self._queues[id(server)], p)
             p.server = server
             return p
         self.balancer.acquire(server)
         return server
 
-    def _wait(self, owner: object, now: float, queue: _Queue) -> Pending[S]:
-        p: Pending[S] = Pending(owner, now, None if self.timeout is None else now + self.timeout)
+    def _wait(self, owner: object, now: float, key: bytes | None, queue: _Queue,
+              p: Pending[S] | None) -> Pending[S]:
+        deadline = None if self.timeout is None else now + self.timeout
+        if p is None:
+            p = Pending(owner, now, deadline, key)
+        else:
+            # Queued again: in order from now, and `timeout queue` starts again
+            # (HAProxy's conn_exp).
+            p.since, p.deadline, p.server = now, deadline, None
         queue.push(p)
         return p
 
@@ -173,6 +210,29 @@ class Queues(Generic[S]):
         queue = p._queue
         if queue is not None:
             queue.unlink(p)
+
+    def redistribute(self, server: S, now: float) -> list[Pending[S]]:
+        """``server`` stopped taking requests (DOWN, MAINT, DRAIN): with `option
+        redispatch` (and not `option persist`), its waiters, oldest first, are
+        balanced again as HAProxy's pendconn_redistribute has them (cookie or
+        hash no longer binding them to it). Returns them, each granted a server
+        (``server`` set, acquired; no longer ``queued``), waiting in another queue
+        from ``now`` for a new ``timeout queue``, or ``refused``. Without the
+        option they stay, for the server's slots or their timeout."""
+        own = self._queues[id(server)]
+        if not self._redistributes or not own.length:
+            return []
+        moved: list[Pending[S]] = []
+        while (p := own.first()) is not None:
+            own.unlink(p)
+            moved.append(p)
+        for p in moved:
+            got = self._balanced(p.owner, now, p.key, p)
+            if isinstance(got, (Refusal, Full)):
+                p.refused = got
+            elif not isinstance(got, Pending):
+                p.server = got
+        return moved
 
     def release(self, server: S) -> list[Pending[S]]:
         """A request ended on ``server``: its slot, and any slot it still has, go

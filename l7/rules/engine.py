@@ -67,6 +67,8 @@ class Decision:
     stats: bool = False
     backend: str | None = None
     edited: bool = False
+    # A deny or tarpit made the answer: HAProxy's dreq counts it.
+    denied: bool = False
 
 
 # Injected: count the request in a stick table (`track-scN KEY [table T]`).
@@ -181,10 +183,12 @@ def redirect_answer(r: Redirect, view: RequestView, closing: bool) -> bytes:
 Action = Callable[[RequestView, Decision, bool], "int | Decision"]
 
 
-def _answer(decision: Decision, data: bytes, status: int, close: bool) -> Decision:
+def _answer(decision: Decision, data: bytes, status: int, close: bool,
+            denied: bool = False) -> Decision:
     decision.answer = data
     decision.status = status
     decision.close = close
+    decision.denied = denied
     return decision
 
 
@@ -197,14 +201,14 @@ def _compile_action(action: Any, proxy: str, env: Env, track: Track | None,
         status = action.status
         close_always = status in ALWAYS_CLOSE
         return lambda view, d, closing: _answer(
-            d, deny_response(status, closing), status, closing or close_always)
+            d, deny_response(status, closing), status, closing or close_always, True)
     if isinstance(action, Tarpit):
         code = action.status
 
         def tarpit(view: RequestView, d: Decision, closing: bool) -> Decision:
             d.tarpit, d.hold = True, tarpit_s
             return _answer(d, deny_response(code, closing), code,
-                           closing or code in ALWAYS_CLOSE)
+                           closing or code in ALWAYS_CLOSE, True)
 
         return tarpit
     if isinstance(action, Auth):

@@ -161,7 +161,7 @@ class ConnectionLog:
             record.beconn = (sum(served(s) for s in backend.servers)
                              + (0 if queues is None else queues.total()))
             if server is not None:
-                record.srv_conn = served(server)
+                record.srv_conn = server.sessions
         self._send(record, now)
 
     def _record(self, start: float) -> SessionRecord:
@@ -232,6 +232,15 @@ class RequestLog:
             record.server = server.name
             self.server = server
             self.picked_at = now
+
+    def moved(self, server: Any) -> None:
+        """Its server stopped taking requests while it waited in that server's
+        queue: balanced again (`option redispatch`), it now waits for `server`
+        (None: any, in the backend's queue) and logs its retries `+` prefixed."""
+        record = self.record
+        record.redispatched = True
+        record.server = None if server is None else server.name
+        self.server = server
 
     def retried(self, server: Any, redispatched: bool) -> None:
         """Another connection attempt, to `server` (another one when

@@ -26,6 +26,17 @@ TIME_STATS_SAMPLES = 512
 """The window of HAProxy's average times (qtime): the last 512 requests."""
 
 
+def status_class(status: int) -> int:
+    """Where a response status counts in an `hrsp` list: HAProxy's hrsp_1xx to
+    hrsp_5xx at 1 to 5, hrsp_other at 0."""
+    n = status // 100
+    return n if 1 <= n <= 5 else 0
+
+
+def _hrsp() -> list[int]:
+    return [0] * 6
+
+
 class QueueView(Protocol):
     """A queue as the stats read it (l7.balance.queue): now and at its highest."""
 
@@ -63,7 +74,9 @@ class ServerStats:
     """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it;
     ``retries`` and ``redispatches`` its wretr and wredis (connections retried on
     it, requests redispatched away from it); ``bytes_in``/``bytes_out`` its bin and
-    bout (requests and responses as HAProxy counts them, tunnels included)."""
+    bout (requests and responses as HAProxy counts them, tunnels included);
+    ``hrsp`` its responses by status class (`status_class`); ``connects`` and
+    ``reuses`` the requests sent on a new and on a kept server connection."""
 
     name: str
     sid: int
@@ -76,6 +89,11 @@ class ServerStats:
     retries: int = 0
     redispatches: int = 0
     connect_errors: int = 0  # econ: requests given up when its connections failed
+    hrsp: list[int] = field(default_factory=_hrsp)
+    connects: int = 0
+    reuses: int = 0
+    current: int = 0  # scur: requests on it now (l7.upstream.Server.sessions)
+    peak: int = 0  # smax
     maxqueue: int = 0  # the server's `maxqueue` (qlimit), 0: none
     queue: QueueView | None = None  # its queue, once l7 serves the backend
     queue_time: QueueTime = field(default_factory=QueueTime)
@@ -89,13 +107,18 @@ class ServerStats:
 @dataclass(slots=True, eq=False)
 class BackendStats:
     """Counters of one backend: ``requests`` counts requests routed to it, served or
-    not; ``bytes_in``/``bytes_out`` (bin, bout) theirs."""
+    not; ``bytes_in``/``bytes_out`` (bin, bout) and ``hrsp`` (the answers by
+    status class, pyxlb's own included) theirs."""
 
     name: str
     servers: list[ServerStats]
     requests: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    hrsp: list[int] = field(default_factory=_hrsp)
+    # The part of its econ counted without a server: requests that found none
+    # usable, or whose wait in the backend's queue ended at `timeout queue`.
+    unassigned_errors: int = 0
     queue: QueueView | None = None
     queue_time: QueueTime = field(default_factory=QueueTime)
 
@@ -115,7 +138,7 @@ class BackendStats:
 
     @property
     def connect_errors(self) -> int:
-        return sum(s.connect_errors for s in self.servers)
+        return self.unassigned_errors + sum(s.connect_errors for s in self.servers)
 
     @property
     def active_up(self) -> int:
@@ -134,7 +157,8 @@ class BackendStats:
 
     @property
     def status(self) -> str:
-        return "UP" if self.active_up or self.backup_up else "DOWN"
+        # A backend without servers (a `listen stats`) is UP, as HAProxy shows it.
+        return "UP" if self.active_up or self.backup_up or not self.servers else "DOWN"
 
     @property
     def lbtot(self) -> int:
@@ -149,7 +173,10 @@ class FrontendStats:
     per HTTP/1 connection). ``requests``: every request, stats and bad ones
     included (req_tot). ``intercepted``: requests answered by pyxlb itself (stats).
     ``bad_requests``: requests that failed to parse (ereq). ``bytes_in``,
-    ``bytes_out``: bin and bout, every request and response included.
+    ``bytes_out``: bin and bout, every request and response included. ``current``
+    and ``peak``: open connections now and at most (scur, smax). ``denied``:
+    requests a rule answered with a deny (dreq). ``hrsp``: every answer by status
+    class (`status_class`), pyxlb's own included.
     """
 
     name: str
@@ -159,15 +186,22 @@ class FrontendStats:
     requests: int = 0
     intercepted: int = 0
     bad_requests: int = 0
+    current: int = 0
+    peak: int = 0
+    denied: int = 0
+    hrsp: list[int] = field(default_factory=_hrsp)
 
 
 @dataclass(slots=True, eq=False)
 class ProxyStats:
-    """One proxy (section name) as the stats page shows it."""
+    """One proxy (section name) as the stats page shows it; ``tls``: its frontend
+    has an ssl bind; ``maxconn``: its frontend's, where the config sets one (slim)."""
 
     name: str
     iid: int
     mode: str
+    tls: bool = False
+    maxconn: int | None = None
     frontend: FrontendStats | None = None
     backend: BackendStats | None = None
 
@@ -233,6 +267,8 @@ class StatsRegistry:
             proxy = by_name[fe.name]
             proxy.mode = getattr(fe, "mode", None) or proxy.mode
             proxy.frontend = FrontendStats(fe.name)
+            proxy.tls = any(getattr(b, "ssl", False) for b in getattr(fe, "binds", ()))
+            proxy.maxconn = getattr(fe, "maxconn", None)
         for be in be_list:
             proxy = by_name[be.name]
             proxy.mode = getattr(be, "mode", None) or proxy.mode

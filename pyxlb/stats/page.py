@@ -4,7 +4,11 @@ for tools (``;csv``, same format as the CLI's ``show stat``).
 Pure renderers over a ``StatsRegistry``: no I/O, no clock. The CSV keeps HAProxy
 2.6.12's exact header, column for column (129 columns including the ``-``
 separator and the ssl/h2/h1 module columns), so existing parsers find every
-column where they expect it. Columns pyxlb does not measure yet stay empty.
+column where they expect it. One table of columns: ``frontend_fields``,
+``server_fields`` and ``backend_fields`` give a row by CSV column, for the CSV
+(and so the runtime API's `show stat`) and the HTML alike. Columns of features
+pyxlb does not have read 0, as HAProxy's do where they are unused; columns pyxlb
+does not measure yet (rates, times, check history) stay empty.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pyxlb.stats.counters import (
     ProxyStats,
     QueueTime,
     QueueView,
+    ServerStats,
     StatsRegistry,
 )
 
@@ -59,6 +64,29 @@ TYPE_FRONTEND, TYPE_BACKEND, TYPE_SERVER = 0, 1, 2
 _PID = "1"
 
 
+# Columns of features pyxlb does not have (compression, cache, HTTP/2, header
+# rewrites that fail, internal errors, tcp-request session rules): HAProxy fills
+# them, and 0 is the truth here. ``_TLS_ZERO``: a proxy without an ssl bind.
+_H2 = tuple(name for name in CSV_FIELDS if name.startswith("h2_"))
+_COMP = ("comp_in", "comp_out", "comp_byp", "comp_rsp")
+_CACHE = ("cache_lookups", "cache_hits")
+_TLS_ZERO = ("ssl_sess", "ssl_reused_sess", "ssl_failed_handshake")
+_FRONTEND_ZERO = ("dresp", "rate_lim", *_COMP, "dcon", "dses", "wrew", *_CACHE, "eint", *_H2,
+                  "h1_spliced_bytes_in", "h1_spliced_bytes_out")
+_BACKEND_ZERO = ("dresp", *_COMP, "wrew", *_CACHE, "eint", *_H2,
+                 "h1_spliced_bytes_in", "h1_spliced_bytes_out")
+_SERVER_ZERO = ("dresp", "wrew", "eint")
+_HRSP = ("hrsp_other", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx")
+
+
+def _zeros(names: tuple[str, ...]) -> dict[str, object]:
+    return dict.fromkeys(names, 0)
+
+
+def _hrsp_cells(hrsp: list[int]) -> dict[str, object]:
+    return dict(zip(_HRSP, hrsp, strict=True))
+
+
 def _row(values: dict[str, object]) -> str:
     cells = [""] * len(CSV_FIELDS)
     # The "-" column separates HAProxy's own columns from the modules' and reads
@@ -69,14 +97,19 @@ def _row(values: dict[str, object]) -> str:
     return ",".join(cells) + ",\n"
 
 
-def _frontend_row(proxy: ProxyStats, fe: FrontendStats) -> str:
-    return _row({
-        "pxname": proxy.name, "svname": "FRONTEND", "stot": fe.connections,
-        "bin": fe.bytes_in, "bout": fe.bytes_out,
+def frontend_fields(proxy: ProxyStats, fe: FrontendStats) -> dict[str, object]:
+    """A FRONTEND row, by CSV column: what the CSV, `show stat` and the HTML show."""
+    return {
+        **_zeros(_FRONTEND_ZERO), **({} if proxy.tls else _zeros(_TLS_ZERO)),
+        "pxname": proxy.name, "svname": "FRONTEND", "scur": fe.current, "smax": fe.peak,
+        "slim": proxy.maxconn or "", "stot": fe.connections,
+        "bin": fe.bytes_in, "bout": fe.bytes_out, "dreq": fe.denied,
         "ereq": fe.bad_requests, "status": "OPEN", "pid": _PID, "iid": proxy.iid, "sid": 0,
-        "type": TYPE_FRONTEND, "req_tot": fe.requests, "mode": proxy.mode,
-        "conn_tot": fe.connections, "intercepted": fe.intercepted,
-    })
+        "type": TYPE_FRONTEND, **_hrsp_cells(fe.hrsp), "req_tot": fe.requests,
+        "mode": proxy.mode, "conn_tot": fe.connections, "intercepted": fe.intercepted,
+        "h1_open_connections": fe.current, "h1_total_connections": fe.connections,
+        "h1_total_streams": fe.requests,
+    }
 
 
 def _queue_cells(queue: QueueView | None, times: QueueTime, requests: int,
@@ -89,31 +122,38 @@ def _queue_cells(queue: QueueView | None, times: QueueTime, requests: int,
             "qtime": times.average(requests), "qtime_max": times.top}
 
 
-def _backend_rows(proxy: ProxyStats, be: BackendStats) -> list[str]:
-    rows = [
-        _row({
-            "pxname": proxy.name, "svname": srv.name, "stot": srv.requests,
-            "bin": srv.bytes_in, "bout": srv.bytes_out,
-            "status": srv.status, "weight": srv.weight, "act": int(not srv.backup),
-            "bck": int(srv.backup), "pid": _PID, "iid": proxy.iid, "sid": srv.sid,
-            "lbtot": srv.requests, "type": TYPE_SERVER, "req_tot": srv.requests,
-            "mode": proxy.mode, "uweight": srv.weight, "wretr": srv.retries,
-            "wredis": srv.redispatches, "econ": srv.connect_errors,
-            **_queue_cells(srv.queue, srv.queue_time, srv.requests, srv.maxqueue or ""),
-        })
-        for srv in be.servers
-    ]
+def server_fields(proxy: ProxyStats, srv: ServerStats) -> dict[str, object]:
+    """A server row, by CSV column."""
+    return {
+        **_zeros(_SERVER_ZERO),
+        "pxname": proxy.name, "svname": srv.name, "stot": srv.requests,
+        "bin": srv.bytes_in, "bout": srv.bytes_out,
+        "status": srv.status, "weight": srv.weight, "act": int(not srv.backup),
+        "bck": int(srv.backup), "pid": _PID, "iid": proxy.iid, "sid": srv.sid,
+        "lbtot": srv.requests, "type": TYPE_SERVER, **_hrsp_cells(srv.hrsp),
+        "req_tot": srv.requests, "mode": proxy.mode, "uweight": srv.weight,
+        "wretr": srv.retries, "wredis": srv.redispatches, "econ": srv.connect_errors,
+        "connect": srv.connects, "reuse": srv.reuses, "scur": srv.current,
+        "smax": srv.peak,
+        **_queue_cells(srv.queue, srv.queue_time, srv.requests, srv.maxqueue or ""),
+    }
+
+
+def backend_fields(proxy: ProxyStats, be: BackendStats) -> dict[str, object]:
+    """A BACKEND row, by CSV column."""
     weight = be.weight
-    rows.append(_row({
+    return {
+        **_zeros(_BACKEND_ZERO), **({} if proxy.tls else _zeros(_TLS_ZERO)),
         "pxname": proxy.name, "svname": "BACKEND", "stot": be.requests, "status": be.status,
         "bin": be.bytes_in, "bout": be.bytes_out,
         "weight": weight, "act": be.active_up, "bck": be.backup_up, "pid": _PID,
         "iid": proxy.iid, "sid": 0, "lbtot": be.lbtot, "type": TYPE_BACKEND,
-        "req_tot": be.requests, "mode": proxy.mode, "uweight": weight,
-        "wretr": be.retries, "wredis": be.redispatches, "econ": be.connect_errors,
+        **_hrsp_cells(be.hrsp), "req_tot": be.requests, "mode": proxy.mode,
+        "uweight": weight, "wretr": be.retries, "wredis": be.redispatches,
+        "econ": be.connect_errors, "connect": sum(s.connects for s in be.servers),
+        "reuse": sum(s.reuses for s in be.servers),
         **_queue_cells(be.queue, be.queue_time, be.requests),
-    }))
-    return rows
+    }
 
 
 def render_csv(registry: StatsRegistry) -> str:
@@ -121,9 +161,11 @@ def render_csv(registry: StatsRegistry) -> str:
     lines = [CSV_HEADER]
     for proxy in registry.proxies:
         if proxy.frontend is not None:
-            lines.append(_frontend_row(proxy, proxy.frontend))
+            lines.append(_row(frontend_fields(proxy, proxy.frontend)))
         if proxy.backend is not None:
-            lines.extend(_backend_rows(proxy, proxy.backend))
+            be = proxy.backend
+            lines.extend(_row(server_fields(proxy, srv)) for srv in be.servers)
+            lines.append(_row(backend_fields(proxy, be)))
     return "".join(lines)
 
 
@@ -142,21 +184,33 @@ tr.active_down, tr.backup_down { background: #ff9090; }
 td.name, td.ac { text-align: left; }
 """
 
+# The HTML table: HAProxy's column groups, each column the CSV column it shows
+# (the same values as the CSV: one table of columns).
+_HTML_COLUMNS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Queue", (("Cur", "qcur"), ("Max", "qmax"), ("Limit", "qlimit"))),
+    ("Sessions", (("Cur", "scur"), ("Max", "smax"), ("Limit", "slim"), ("Total", "stot"),
+                  ("LbTot", "lbtot"))),
+    ("Bytes", (("In", "bin"), ("Out", "bout"))),
+    ("Denied", (("Req", "dreq"), ("Resp", "dresp"))),
+    ("Errors", (("Req", "ereq"), ("Conn", "econ"), ("Resp", "eresp"))),
+    ("Warnings", (("Retr", "wretr"), ("Redis", "wredis"))),
+    ("Server", (("Status", "status"), ("Wght", "weight"), ("Act", "act"), ("Bck", "bck"))),
+)
+_HTML_FIELDS = tuple(field for _, cols in _HTML_COLUMNS for _, field in cols)
+
 _TABLE_HEAD = (
-    "<tr class=\"titre\"><th></th><th>Queue Cur</th><th>Queue Max</th><th>Queue Limit</th>"
-    "<th>Status</th><th>Wght</th><th>Act</th><th>Bck</th>"
-    "<th>Sessions total</th><th>LbTot</th><th>Requests</th></tr>\n"
+    "<tr class=\"titre\"><th rowspan=2></th>"
+    + "".join(f"<th colspan={len(cols)}>{group}</th>" for group, cols in _HTML_COLUMNS)
+    + "</tr>\n<tr class=\"titre\">"
+    + "".join(f"<th>{label}</th>" for _, cols in _HTML_COLUMNS for label, _ in cols)
+    + "</tr>\n"
 )
 
 
-def _queue_html(queue: QueueView | None, limit: object = "") -> tuple[object, ...]:
-    """The Queue Cur/Max/Limit cells (empty for a frontend and where l7 does not queue)."""
-    return ("", "", "") if queue is None else (queue.length, queue.peak, limit)
-
-
-def _html_row(css: str, name: str, cells: tuple[object, ...], checkbox: str = "") -> str:
-    """`checkbox`: the admin form's input before the name (HTML)."""
-    tds = "".join(f"<td>{escape(str(c))}</td>" for c in cells)
+def _html_row(css: str, name: str, fields: dict[str, object], checkbox: str = "") -> str:
+    """`fields`: the row by CSV column; `checkbox`: the admin form's input before
+    the name (HTML)."""
+    tds = "".join(f"<td>{escape(str(fields.get(f, '')))}</td>" for f in _HTML_FIELDS)
     return (f"<tr class=\"{css}\"><td class=\"name\">{checkbox}{escape(name)}</td>"
             f"{tds}</tr>\n")
 
@@ -180,29 +234,21 @@ def _html_table(proxy: ProxyStats, admin: bool = False) -> str:
     """`admin`: a checkbox per server and HAProxy's action form (`stats admin`)."""
     rows = []
     if proxy.frontend is not None:
-        fe = proxy.frontend
-        rows.append(_html_row("frontend", "Frontend",
-                              ("", "", "", "OPEN", "", "", "", fe.connections, "",
-                               fe.requests)))
+        rows.append(_html_row("frontend", "Frontend", frontend_fields(proxy, proxy.frontend)))
     if proxy.backend is not None:
         be = proxy.backend
         for s in be.servers:
             checkbox = (f"<input class='{escape(proxy.name)}-checkbox' type=\"checkbox\" "
                         f"name=\"s\" value=\"{escape(s.name)}\"> " if admin else "")
-            rows.append(_html_row(
-                _server_css(s.backup, s.status, s.is_up), s.name,
-                (*_queue_html(s.queue, s.maxqueue or ""), s.status, s.weight,
-                 "-" if s.backup else "Y", "Y" if s.backup else "-",
-                 s.requests, s.requests, s.requests), checkbox,
-            ))
-        rows.append(_html_row(
-            "backend", "Backend",
-            (*_queue_html(be.queue), be.status, be.weight, be.active_up, be.backup_up,
-             be.requests, be.lbtot, be.requests),
-        ))
+            # HAProxy marks a server active or backup with Y and -.
+            fields = {**server_fields(proxy, s), "act": "-" if s.backup else "Y",
+                      "bck": "Y" if s.backup else "-"}
+            rows.append(_html_row(_server_css(s.backup, s.status, s.is_up), s.name, fields,
+                                  checkbox))
+        rows.append(_html_row("backend", "Backend", backend_fields(proxy, be)))
     name = escape(proxy.name)
     table = (
-        f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan=11>"
+        f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan={len(_HTML_FIELDS) + 1}>"
         f"<a name=\"{name}\"></a>{name}</th></tr>\n{_TABLE_HEAD}{''.join(rows)}</table>\n"
     )
     if not admin or proxy.backend is None:

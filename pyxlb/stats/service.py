@@ -94,9 +94,10 @@ class StatsService:
         """The answer; `shown`: the counters to show, when not this process's
         (`StatsRegistry.current()` where several processes serve)."""
         view = request.view
+        http10 = view.version == b"1.0"
         if self.metrics and view.url.partition(b"?")[0] == METRICS_PATH:
             body = render_metrics(self._counters(shown)).encode()
-            return stats_response(body, METRICS_TYPE, head_only, close)
+            return stats_response(body, METRICS_TYPE, head_only, close, http10=http10)
         if self.users and self._user(view) is None:
             return auth_response(self.realm, close)
         options = view.url[len(self.uri):].split(b";")
@@ -106,13 +107,13 @@ class StatsService:
         refresh = None if b"norefresh" in options else self.refresh_s
         if b"csv" in options:
             body = render_csv(self._counters(shown)).encode()
-            return stats_response(body, b"text/plain", head_only, close, refresh)
+            return stats_response(body, b"text/plain", head_only, close, refresh, http10)
         status = next((o[3:].decode("latin-1") for o in options if o.startswith(b"st=")), None)
         uri = self.uri.decode("latin-1")
         body = render_html(self._counters(shown), f"{uri};csv", hide_version=self.hide_version,
                            admin=self._admin_allowed(view), message=status,
                            home=uri).encode()
-        return stats_response(body, b"text/html", head_only, close, refresh)
+        return stats_response(body, b"text/html", head_only, close, refresh, http10)
 
     def _counters(self, shown: StatsRegistry | None) -> StatsRegistry:
         return shown if shown is not None else self.registry.fresh()

@@ -20,11 +20,16 @@ from pyxlb.stats.counters import BackendStats, FrontendStats, ServerStats, Stats
 # are the config's (names, weights, limits) or the daemon's (status), the
 # same in every process; tests/stats/test_stats_totals.py checks that no
 # counter is left out.
+# A list-valued counter (`hrsp`) adds up element by element.
 FRONTEND_COUNTERS = (("connections", False), ("requests", False), ("intercepted", False),
-                     ("bad_requests", False), ("bytes_in", False), ("bytes_out", False))
-BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False))
+                     ("bad_requests", False), ("bytes_in", False), ("bytes_out", False),
+                     ("current", False), ("peak", True), ("denied", False), ("hrsp", False))
+BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False),
+                    ("hrsp", False), ("unassigned_errors", False))
 SERVER_COUNTERS = (("requests", False), ("retries", False), ("redispatches", False),
-                   ("connect_errors", False), ("bytes_in", False), ("bytes_out", False))
+                   ("connect_errors", False), ("bytes_in", False), ("bytes_out", False),
+                   ("hrsp", False), ("connects", False), ("reuses", False),
+                   ("current", False), ("peak", True))
 
 
 @dataclass(slots=True)
@@ -58,7 +63,12 @@ def counter_values(registry: StatsRegistry) -> list[int]:
     """Every counter of the registry, in one flat list."""
     values: list[int] = []
     for slot in _slots(registry):
-        values.extend(getattr(slot, name) for name, _ in _layout(slot))
+        for name, _ in _layout(slot):
+            value = getattr(slot, name)
+            if isinstance(value, list):
+                values.extend(value)
+            else:
+                values.append(value)
         if not isinstance(slot, FrontendStats):
             queue, waits = slot.queue, slot.queue_time
             values += [queue.length if queue is not None else 0,
@@ -73,7 +83,9 @@ class Combiner:
     def __init__(self, registry: StatsRegistry) -> None:
         self.peaks: list[bool] = []
         for slot in _slots(registry):
-            self.peaks.extend(peak for _, peak in _layout(slot))
+            for name, peak in _layout(slot):
+                value = getattr(slot, name)
+                self.peaks.extend([peak] * (len(value) if isinstance(value, list) else 1))
             if not isinstance(slot, FrontendStats):
                 self.peaks += QUEUE_PEAKS
 
@@ -100,7 +112,11 @@ def with_values(registry: StatsRegistry, values: list[int]) -> StatsRegistry:
     at = iter(values)
     for slot in _slots(totals):
         for name, _ in _layout(slot):
-            setattr(slot, name, next(at))
+            value = getattr(slot, name)
+            if isinstance(value, list):
+                setattr(slot, name, [next(at) for _ in value])
+            else:
+                setattr(slot, name, next(at))
         if not isinstance(slot, FrontendStats):
             slot.queue = QueueCount(next(at), next(at))
             slot.queue_time.total, slot.queue_time.top = next(at), next(at)

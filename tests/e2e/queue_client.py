@@ -6,7 +6,8 @@ tests), each on its own connection, raw bytes in and out.
 PLAN is JSON: a list of {"port", "path", "cookie"?, "after"?}. A request with
 "after": [proxy, server, column, n] is sent once the stats CSV on port 8404 shows at
 least n in that column (qcur, stot): it then arrives behind the earlier ones
-whatever the timing. Prints
+whatever the timing. A step {"cli": COMMAND, "socket": PATH, "after"?} sends a
+runtime API command instead (its answer stands in for a response). Prints
 one JSON list: each response's bytes (latin-1), in plan order.
 """
 
@@ -61,6 +62,17 @@ def stat(host: str, proxy: str, server: str, column: str) -> int:
     raise SystemExit(f"no stats row {proxy}/{server}")
 
 
+def command(path: str, line: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(15)
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data
+
+
 def main() -> None:
     host, plan = sys.argv[1], json.loads(sys.argv[2])
     answers: list[bytes] = [b""] * len(plan)
@@ -71,6 +83,9 @@ def main() -> None:
             deadline = time.monotonic() + 10
             while stat(host, proxy, server, column) < count and time.monotonic() < deadline:
                 time.sleep(0.01)
+        if "cli" in step:
+            answers[i] = command(step["socket"], step["cli"])
+            continue
         cookie = f"Cookie: {step['cookie']}\r\n" if "cookie" in step else ""
         request = f"GET {step['path']} HTTP/1.1\r\nHost: lab\r\n{cookie}\r\n".encode()
 

@@ -1,7 +1,7 @@
 """Sends raw bytes to an HTTP listener and reports what came back (run as a script
 in the lab's client namespace by e2e tests).
 
-    python raw_http_client.py HOST PORT PAYLOAD_HEX [--slow SECONDS]
+    python raw_http_client.py HOST PORT PAYLOAD_HEX [--slow SECONDS | --until-close | --fin]
 
 Sends PAYLOAD and reads one response (framed by its Content-Length, else up to
 the close). Then, to learn whether the connection stayed open, sends a good
@@ -12,6 +12,10 @@ ended), "seconds" (from the first byte sent to the end of the first response).
 With --slow, PAYLOAD goes one byte at a time, SECONDS apart, while reading:
 a request head that never ends (slowloris); "first" is what the listener
 answered meanwhile.
+
+With --until-close, "first" is everything the listener sent until it closed
+the connection (several responses, say), and no second request is sent; --fin
+does the same after closing the sending side right after PAYLOAD (half-close).
 """
 
 from __future__ import annotations
@@ -74,9 +78,33 @@ def slow_send(s: socket.socket, payload: bytes, gap: float) -> bytes:
     return data
 
 
-def main(host: str, port: int, payload: bytes, slow: float | None) -> dict[str, object]:
+def read_until_close(s: socket.socket) -> tuple[bytes, bool]:
+    """(everything received, whether the peer ended the connection)."""
+    s.settimeout(WAIT_S)
+    data = b""
+    while True:
+        try:
+            got = s.recv(65536)
+        except ConnectionError:
+            return data, True
+        except TimeoutError:
+            return data, False
+        if not got:
+            return data, True
+        data += got
+
+
+def main(host: str, port: int, payload: bytes, slow: float | None,
+         until_close: bool = False, fin: bool = False) -> dict[str, object]:
     with socket.create_connection((host, port), timeout=WAIT_S) as s:
         start = time.monotonic()
+        if until_close or fin:
+            s.sendall(payload)
+            if fin:
+                s.shutdown(socket.SHUT_WR)
+            first, ended = read_until_close(s)
+            return {"first": first.decode("latin-1"), "second": "", "closed": ended,
+                    "seconds": time.monotonic() - start}
         if slow is None:
             s.sendall(payload)
             first, ended = read_response(s)
@@ -96,4 +124,5 @@ def main(host: str, port: int, payload: bytes, slow: float | None) -> dict[str, 
 
 if __name__ == "__main__":
     slow = float(sys.argv[5]) if sys.argv[4:5] == ["--slow"] else None
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3]), slow)))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3]), slow,
+                          sys.argv[4:5] == ["--until-close"], sys.argv[4:5] == ["--fin"])))

@@ -61,13 +61,18 @@ class Balancer:
     port: int
     record: Path
 
-    def send(self, lab: Lab, payload: bytes, slow: float | None = None) -> dict:
+    def send(self, lab: Lab, payload: bytes, slow: float | None = None,
+             until_close: bool = False, fin: bool = False) -> dict:
         """The client's view (raw_http_client.py) and, under "forwarded", the
         backend's: per server connection, the requests it framed and raw bytes."""
         offset = self.record.stat().st_size
         argv = [lab.python, CLIENT, lab.topo.addr("lb"), str(self.port), payload.hex()]
         if slow is not None:
             argv += ["--slow", str(slow)]
+        if until_close:
+            argv.append("--until-close")
+        if fin:
+            argv.append("--fin")
         seen = json.loads(lab.run("client", argv).stdout)
         seen["forwarded"] = self._forwarded(offset)
         return seen
@@ -188,6 +193,10 @@ CASES = [
     case(head("G(T / HTTP/1.1", "Host: a"), "bad-method-token"),
     case(head("get / HTTP/1.1", "Host: a"), "lower-case-method", LLHTTP_METHODS),
     case(head("FOO / HTTP/1.1", "Host: a"), "unknown-method", LLHTTP_METHODS),
+    # A method not ended yet, known or not: both wait for the line (408).
+    case(b"ge", "lower-case-method-unfinished"),
+    case(b"FOO", "unknown-method-unfinished"),
+    case(b"FOO\r\n", "method-ended-by-line-end"),
     case(head("GET / HTTP/1.x", "Host: a"), "bad-version"),
     case(head("GET / HTTP/3.0", "Host: a"), "unknown-version", LLHTTP_VERSION),
     case(head("GET /a b HTTP/1.1", "Host: a"), "space-in-uri"),
@@ -292,3 +301,42 @@ def test_a_head_that_never_ends_gets_408_from_both(lab, balancers):
         assert seen["forwarded"] == [], side.name
         # `timeout http-request 1s`; a generous bound, not a timing test.
         assert seen["seconds"] < 6, side.name
+
+
+UPGRADE = head("GET /chat HTTP/1.1", "Host: a", "Connection: Upgrade", "Upgrade: websocket",
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")
+# A client's masked WebSocket text frame, "hello".
+FRAME = bytes.fromhex("818501020304") + bytes(
+    b ^ k for b, k in zip(b"hello", b"\x01\x02\x03\x04\x01", strict=True))
+
+
+@pytest.mark.parametrize(("after", "answer"), [
+    (b"early", REQUEST_TIMEOUT),
+    (FRAME, BAD_REQUEST),
+    (FRAME + b"early", BAD_REQUEST),
+], ids=["text", "websocket-frame", "frame-then-text"])
+def test_bytes_after_a_refused_upgrade_are_the_next_request_for_both(
+        lab, balancers, after, answer):
+    # The recording backend answers 200 to the Upgrade request: no 101, so what
+    # the client sent after the request is read as HTTP, by both, after the 200.
+    hap, pyx = balancers
+    want = hap.send(lab, UPGRADE + after, until_close=True)
+    got = pyx.send(lab, UPGRADE + after, until_close=True)
+    assert want["first"].endswith(answer.decode("latin-1"))
+    assert got["first"] == want["first"]
+    assert got["closed"] and want["closed"]
+    assert got["forwarded"] == want["forwarded"]
+    assert len(got["forwarded"]) == 1 and got["forwarded"][0][0][0] == "request"
+
+
+@pytest.mark.parametrize("payload", [
+    b"", b"early", b"GET / HT", head("GET / HTTP/1.1", "Host: a")[:-2],
+], ids=["nothing", "unfinished-method", "unfinished-line", "unfinished-head"])
+def test_a_head_cut_short_by_the_clients_close_gets_400_from_both(lab, balancers, payload):
+    hap, pyx = balancers
+    want = hap.send(lab, payload, fin=True)
+    got = pyx.send(lab, payload, fin=True)
+    assert want["first"].encode("latin-1") == BAD_REQUEST
+    assert got["first"] == want["first"]
+    assert got["closed"] and want["closed"]
+    assert got["forwarded"] == want["forwarded"] == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from balance_fakes import Srv
 
 from pyxlb.l7.balance import make_balancer
-from pyxlb.l7.balance.queue import Pending, Queues, Refusal
+from pyxlb.l7.balance.queue import Full, Pending, Queues, Refusal
 
 
 def queues(algorithm: str = "roundrobin", maxconns: tuple[int, ...] = (1, 1),
@@ -99,7 +99,8 @@ def test_maxqueue_refuses_a_full_servers_queue() -> None:
     q, (a, b) = queues(maxqueue=(1, 0))
     q.admit("r1", 0.0, persist=a)
     assert isinstance(q.admit("r2", 0.0, persist=a), Pending)
-    assert q.admit("r3", 0.0, persist=a) is Refusal.QUEUE_FULL
+    full = q.admit("r3", 0.0, persist=a)
+    assert isinstance(full, Full) and full.server is a
     assert q.waiting(a) == 1
 
 
@@ -194,3 +195,77 @@ def test_option_redispatch_balances_past_a_full_maxqueue() -> None:
     assert q.admit("r1", 0.0, persist=a) is a
     assert isinstance(q.admit("r2", 0.0, persist=a), Pending)
     assert q.admit("r3", 0.0, persist=a) is b
+
+
+def test_leastconn_counts_a_servers_queue_as_load() -> None:
+    # lb_fwlc.c keys a server by its served plus queued requests, and picks a
+    # server at its maxconn while its queue is below maxqueue.
+    servers = [Srv("a", maxconn=1), Srv("b", maxconn=3)]
+    a, b = servers
+    q: Queues[Srv] = Queues(make_balancer("leastconn", servers), 1.0, {id(a): 3})
+    assert q.admit("r1", 0.0) is a
+    assert q.admit("r2", 0.0) is b
+    assert q.admit("r3", 0.0, persist=b) is b
+    assert isinstance(q.admit("r4", 0.0, persist=a), Pending)
+    assert isinstance(q.admit("r5", 0.0, persist=a), Pending)
+    assert [p.owner for p in q.release(a)] == ["r4"]
+    # a serves 1 and has 1 waiting (key 768), b serves 2 (768, and first in the
+    # tree): b takes it. Counting a's served only (512), a's queue would.
+    assert q.admit("r6", 0.0) is b
+
+
+def test_leastconn_queues_on_a_full_server_below_its_maxqueue() -> None:
+    servers = [Srv("a", maxconn=1), Srv("b", maxconn=1)]
+    a, b = servers
+    q: Queues[Srv] = Queues(make_balancer("leastconn", servers), 1.0, {id(a): 1})
+    assert q.admit("r1", 0.0) is a
+    assert q.admit("r2", 0.0) is b
+    first = q.admit("r3", 0.0)
+    assert isinstance(first, Pending) and first.server is a and q.waiting(a) == 1
+    # a's queue is at its maxqueue, b has none: the backend's queue.
+    last = q.admit("r4", 0.0)
+    assert isinstance(last, Pending) and last.server is None and q.waiting() == 1
+
+
+def redispatching(persist: bool = False) -> tuple[Queues[Srv], list[Srv]]:
+    servers = [Srv("a", maxconn=1), Srv("b", maxconn=1)]
+    return Queues(make_balancer("roundrobin", servers), 1.0, redispatch=True,
+                  persist=persist), servers
+
+
+def test_a_server_going_down_gives_its_queue_back_to_balancing_with_redispatch() -> None:
+    # queue.c pendconn_redistribute: cookie-bound waiters are balanced again.
+    q, (a, b) = redispatching()
+    q.admit("r1", 0.0, persist=a)
+    first = q.admit("w1", 1.0, persist=a)
+    second = q.admit("w2", 2.0, persist=a)
+    assert isinstance(first, Pending) and isinstance(second, Pending)
+    q.balancer.set_usable(a, False)
+    moved = q.redistribute(a, 3.0)
+    # b has a slot for the oldest; the other waits in the backend's queue from now.
+    assert moved == [first, second]
+    assert first.server is b and not first.queued and q.balancer.served(b) == 1
+    assert second.queued and second.server is None and second.deadline == 4.0
+    assert q.waiting(a) == 0 and q.waiting() == 1
+    assert [p.owner for p in q.release(b)] == ["w2"]
+
+
+def test_redistributed_waiters_are_refused_when_nothing_is_usable() -> None:
+    q, (a, b) = redispatching()
+    q.admit("r1", 0.0, persist=a)
+    p = q.admit("w1", 1.0, persist=a)
+    q.balancer.set_usable(b, False)
+    q.balancer.set_usable(a, False)
+    assert q.redistribute(a, 2.0) == [p]
+    assert isinstance(p, Pending) and p.refused is Refusal.NO_SERVER and not p.queued
+
+
+def test_without_redispatch_or_with_persist_the_waiters_stay() -> None:
+    for q, (a, _) in (queues(), redispatching(persist=True)):
+        q.admit("r1", 0.0, persist=a)
+        p = q.admit("w1", 1.0, persist=a)
+        q.balancer.set_usable(a, False)
+        assert q.redistribute(a, 2.0) == []
+        assert q.waiting(a) == 1
+        # The server's own slots still go to them (process_srv_queue).
+        assert q.release(a) == [p]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from httptools import HttpParserError
+
 from pyxlb.l7.http1 import (
+    MethodToken,
     absolute_target,
     chunk,
     connection_line,
@@ -10,6 +14,7 @@ from pyxlb.l7.http1 import (
     has_token,
     is_chunked,
     last_chunk,
+    method_in_progress,
     request_head,
     response_head,
     same_host,
@@ -91,3 +96,25 @@ def test_versions() -> None:
     assert version_bytes("1.1") == b"1.1"
     assert version_bytes("1.0") == b"1.0"
     assert version_bytes("0.9") == b"0.9"
+
+
+@pytest.mark.parametrize(("data", "waits"), [
+    (b"early", True),
+    (b"get", True),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n\r\nx-Y.1~", True),
+    (b"early ", False),  # a whole method: llhttp cannot forward it
+    (b"early\r", False),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", False),
+    (bytes.fromhex("818501020304"), False),  # a WebSocket frame
+    (b"ea\x81rly", False),
+])
+def test_a_method_in_progress_is_a_token_not_yet_ended(data: bytes, waits: bool) -> None:
+    assert method_in_progress(data) is waits
+
+
+def test_method_token_takes_token_characters_only() -> None:
+    waiting = MethodToken()
+    waiting.feed_data(b"more!#$%&'*+-.^_`|~09azAZ")
+    for bad in (b" ", b"a/", b"\r\n", b"\x81"):
+        with pytest.raises(HttpParserError):
+            waiting.feed_data(bad)

@@ -4,7 +4,7 @@ the lab for the same responses (haproxy -db, scripted servers)."""
 from __future__ import annotations
 
 from pyxlb.l7.htx import CHUNKED_END, chunked_reply_size, fields_size, head_size, message_size
-from pyxlb.l7.responses import error_response, stats_response
+from pyxlb.l7.responses import auth_response, error_response, stats_response
 
 
 def test_server_responses_count_as_haproxy_logged_them() -> None:
@@ -47,3 +47,6 @@ def test_the_stats_reply_counts_as_haproxys_chunked_one() -> None:
     assert chunked_reply_size(csv, head_only=False) == 2378
     head = stats_response(b"x" * 19000, b"text/html", True, True)
     assert chunked_reply_size(head, head_only=True) == 76
+    # The stats service's other replies have a content-length.
+    assert chunked_reply_size(auth_response("R", False), False) == message_size(
+        auth_response("R", False))

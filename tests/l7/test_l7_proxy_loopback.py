@@ -477,6 +477,29 @@ def test_half_closed_client_still_gets_its_answer(proxy: RunningProxy) -> None:
     assert data.endswith(b"web1 /half\n")
 
 
+@pytest.mark.parametrize(("sent", "answers"), [
+    (b"", []),
+    (b"GET /half HT", []),
+    (b"early", []),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HT", [b" /a\n"]),
+], ids=["nothing", "unfinished-line", "unfinished-method", "after-a-request"])
+def test_a_head_cut_short_by_a_half_close_gets_400(
+    proxy: RunningProxy, sent: bytes, answers: list[bytes]
+) -> None:
+    # As haproxy 2.6.12 (tests/e2e/test_bad_input_vs_haproxy.py): the requests
+    # before it answered, then a 400, then the close.
+    with socket.create_connection(("127.0.0.1", proxy.port["http_front"]), timeout=5) as s:
+        s.sendall(sent)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.endswith(BAD_REQUEST)
+    assert data.count(b"HTTP/1.1 ") == len(answers) + 1
+    for answer in answers:
+        assert answer in data
+
+
 def test_body_delimited_by_close_is_relayed_then_client_closed(run_proxy: ProxyStarter) -> None:
     server = ScriptedServer()
     proxy = run_proxy(timeouts_config(server.port))

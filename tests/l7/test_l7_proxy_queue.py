@@ -168,6 +168,9 @@ def test_timeout_queue_answers_haproxys_503_and_keeps_the_connection(
         s.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
     assert web1.seen == ["/hold", "/next"]
+    # HAProxy counts the wait given up in the backend's econ (no server had it).
+    rows = stats_csv(proxy)
+    assert (rows["BACKEND"]["econ"], rows["web1"]["econ"]) == ("1", "0")
 
 
 def test_timeout_queue_defaults_to_timeout_connect(
@@ -205,6 +208,25 @@ def test_a_cookies_full_server_keeps_the_request_in_its_own_queue(
     assert web1.seen == ["/hold", "/sticky"]
 
 
+def test_a_server_going_down_hands_its_queue_over_with_redispatch(
+        run_proxy: ProxyStarter, holding: Callable[[str], HoldingServer]) -> None:
+    web1, web2 = holding("web1"), holding("web2")
+    proxy = run_proxy(config(
+        f"    server web1 127.0.0.1:{web1.port} maxconn 1 cookie w1\n"
+        f"    server web2 127.0.0.1:{web2.port} maxconn 1 cookie w2",
+        backend="    option redispatch\n    cookie SRV insert indirect nocache"))
+    first = Request(proxy, "/hold", cookie="SRV=w1")
+    wait_until(lambda: proxy.served()["b/web1"] == 1)
+    sticky = Request(proxy, "/sticky", cookie="SRV=w1")
+    wait_until(lambda: queue_lengths(proxy)["web1"] == 1)
+    proxy.call(proxy.upstreams.set_server_state, "b", "web1", False)
+    assert sticky.done() == (200, "web2")
+    assert queue_lengths(proxy) == {"b": 0, "web1": 0, "web2": 0}
+    assert stats_csv(proxy)["web1"]["wredis"] == "1"
+    web1.release()
+    assert first.done() == (200, "web1")
+
+
 def test_maxqueue_refuses_beyond_the_servers_queue(
         run_proxy: ProxyStarter, holding: Callable[[str], HoldingServer]) -> None:
     web1 = holding("web1")
@@ -216,7 +238,10 @@ def test_maxqueue_refuses_beyond_the_servers_queue(
     queued = Request(proxy, "/queued", cookie="SRV=w1")
     wait_until(lambda: queue_lengths(proxy)["web1"] == 1)
     assert Request(proxy, "/refused", cookie="SRV=w1").done() == (503, "")
-    assert stats_csv(proxy)["web1"]["qlimit"] == "1"
+    rows = stats_csv(proxy)
+    assert rows["web1"]["qlimit"] == "1"
+    # HAProxy counts the refusal in the server's econ (and so the backend's).
+    assert (rows["web1"]["econ"], rows["BACKEND"]["econ"]) == ("1", "1")
     web1.release()
     assert first.done() == queued.done() == (200, "web1")
     assert web1.seen == ["/hold", "/queued"]

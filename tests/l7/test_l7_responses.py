@@ -68,11 +68,29 @@ def test_content_length_matches_body(status: int, close: bool) -> None:
     assert b"content-length: %d\r\n" % len(body) in head
 
 
-def test_stats_response() -> None:
+def test_stats_response_is_chunked_as_haproxys_applet_sends_it() -> None:
+    # Captured from HAProxy 2.6.12 in the lab: a keep-alive GET, one chunk.
     assert stats_response(b"a,b\n", b"text/plain", head_only=False, close=False) == (
         b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\n"
-        b"content-length: 4\r\n\r\na,b\n"
+        b"transfer-encoding: chunked\r\n\r\n4\r\na,b\n\r\n0\r\n\r\n"
     )
+
+
+def test_stats_response_places_connection_close_as_haproxy_does() -> None:
+    # `Connection: close` from an HTTP/1.1 client: after the chunking header.
+    asked = stats_response(b"x" * 26, b"text/html", False, True, refresh_s=10)
+    assert asked == (
+        b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n"
+        b"refresh: 10\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        b"1A\r\n" + b"x" * 26 + b"\r\n0\r\n\r\n"
+    )
+    # An HTTP/1.0 client: before it (still chunked, as HAProxy 2.6 answers).
+    old = stats_response(b"x", b"text/plain", False, True, http10=True)
+    assert old.partition(b"\r\n\r\n")[0].endswith(
+        b"connection: close\r\ntransfer-encoding: chunked")
+
+
+def test_stats_response_to_head_has_no_chunking_header() -> None:
     head_only = stats_response(b"<html>", b"text/html", head_only=True, close=True)
-    assert head_only.endswith(b"content-type: text/html\r\nconnection: close\r\n"
-                              b"content-length: 6\r\n\r\n")
+    assert head_only == (b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\n"
+                         b"content-type: text/html\r\nconnection: close\r\n\r\n")

@@ -16,7 +16,7 @@ from l7_harness import (
     raw_exchange,
 )
 
-from pyxlb.l7.responses import BAD_REQUEST, error_response
+from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, error_response
 
 KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 UPGRADE = b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -218,6 +218,50 @@ def test_a_bad_101_gets_502(
             server.sendall(response)
             assert recv_exactly(client, len(error_response(502, False))) == \
                 error_response(502, False)
+
+
+# A client's masked WebSocket text frame, "hello".
+FRAME = bytes.fromhex("818501020304") + bytes(
+    b ^ k for b, k in zip(b"hello", b"\x01\x02\x03\x04\x01", strict=True))
+
+
+def read_all(s: socket.socket) -> bytes:
+    out = b""
+    while chunk := s.recv(65536):
+        out += chunk
+    return out
+
+
+@pytest.mark.parametrize(("after", "answer"), [
+    # Token characters may begin a request line: HAProxy waits for the rest of it.
+    ([b"early"], REQUEST_TIMEOUT),
+    ([b"ear", b"ly-", b"GE"], REQUEST_TIMEOUT),
+    # Nothing can begin a request with these: HAProxy answers 400 at once.
+    ([FRAME], BAD_REQUEST),
+    ([b"ear", b"ly\r\n"], BAD_REQUEST),
+    # A method llhttp does not know: refused once it ends (HAProxy forwards it).
+    ([b"early", b" / HTTP/1.1\r\n"], BAD_REQUEST),
+], ids=["text", "text-in-pieces", "websocket-frame", "text-then-line-end", "unknown-method"])
+def test_what_follows_a_refused_upgrade_is_read_as_haproxy_reads_it(
+    run_proxy: ProxyStarter, scripted: ScriptedServer, after: list[bytes], answer: bytes
+) -> None:
+    # As haproxy 2.6.12 in the lab (tests/e2e/test_bad_input_vs_haproxy.py): the
+    # bytes sent after an Upgrade request the server answers without a 101 are
+    # the next request's; a 408 comes at `timeout http-request` after the answer.
+    proxy = run_proxy(config(scripted.port, "    timeout http-request 300ms",
+                             "    option http-server-close"))
+    with socket.create_connection(("127.0.0.1", proxy.port["fe"]), timeout=10) as client:
+        client.sendall(UPGRADE + KEY + b"\r\n" + after[0])
+        with scripted.accept() as server:
+            read_head(server)
+            refused = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno"
+            server.sendall(refused)
+            assert recv_exactly(client, len(refused)) == refused.replace(
+                b"Content-Length", b"content-length")
+            for piece in after[1:]:
+                client.sendall(piece)
+            assert read_all(client) == answer
+            assert read_all(server) == b""  # nothing more reached the server
 
 
 def test_a_101_without_upgrade_header_still_switches(

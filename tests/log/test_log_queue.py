@@ -15,7 +15,7 @@ from pyxlb.l7.balance.queue import Pending
 
 
 def backend(server: str) -> tuple[SimpleNamespace, SimpleNamespace]:
-    srv = SimpleNamespace(name=server)
+    srv = SimpleNamespace(name=server, sessions=0)
     be = SimpleNamespace(name="be", servers=[srv], balancer=SimpleNamespace(served=lambda s: 0))
     return be, srv
 
@@ -103,3 +103,24 @@ def test_a_tarpit_logs_pt_with_the_time_held() -> None:
     conn.sent += 205
     conn.end(req, 0.301)
     assert fields(sender).startswith("fe/<NOSRV> -1/300/-1/-1/301 500 205 - - PT--")
+
+
+def test_a_request_moved_off_a_server_going_down_logs_a_redispatch() -> None:
+    # HAProxy 2.6.12 in the lab (tests/e2e/test_queue_vs_haproxy.py): the
+    # request waits for web1, web1 goes into maintenance with `option
+    # redispatch`, web2 serves it: %rc is +0, %sq counts its place in web1's.
+    sender = Recorder()
+    conn = connection("fe", 40003, "24/Nov/2026:09:49:52.000", sender)
+    conn.started(0.0)
+    req = conn.request(b"GET /slow/1?queued HTTP/1.1", 0.0)
+    assert req is not None
+    be, web1 = backend("web1")
+    web2 = SimpleNamespace(name="web2", sessions=0)
+    req.queued(be, web1, 0.0)
+    req.moved(web2)
+    req.dequeued(web2, pending(srv_pos=1), 0.3)
+    req.connected(0.301)
+    req.responded(200, 0.302)
+    conn.end(req, 0.302)
+    assert re.match(r"be/web2 0/300/1/1/302 200 0 - - ---- \d+/\d+/\d+/0/\+0 1/0 ",
+                    fields(sender)), fields(sender)

@@ -60,7 +60,7 @@ def connection(frontend: str, port: int, accepted: str,
 
 
 def backend(name: str, server: str | None) -> tuple[SimpleNamespace, SimpleNamespace | None]:
-    srv = SimpleNamespace(name=server) if server else None
+    srv = SimpleNamespace(name=server, sessions=0) if server else None
     be = SimpleNamespace(name=name, servers=[srv] if srv else [],
                          balancer=SimpleNamespace(served=lambda s: 0))
     return be, srv
@@ -225,7 +225,9 @@ def test_counters_are_taken_when_the_request_ends() -> None:
     conn.started(5.0)
     req = conn.request(b"GET / HTTP/1.1", 5.0)
     assert req is not None
-    web1, web2 = SimpleNamespace(name="web1"), SimpleNamespace(name="web2")
+    # %sc is the server's own count (l7.upstream.Server.sessions), %bc the
+    # balancer's with the queues.
+    web1, web2 = SimpleNamespace(name="web1", sessions=2), SimpleNamespace(name="web2")
     served = {id(web1): 2, id(web2): 1}
     be = SimpleNamespace(name="be", servers=[web1, web2],
                          balancer=SimpleNamespace(served=lambda s: served[id(s)]))

@@ -50,7 +50,8 @@ def test_queue_columns_follow_the_queues() -> None:
     assert (rows["web1"]["qcur"], rows["BACKEND"]["qcur"], rows["BACKEND"]["qmax"]) == (
         "0", "0", "1")
     page = render_html(registry)
-    assert "<th>Queue Cur</th><th>Queue Max</th><th>Queue Limit</th>" in page
+    assert "<th colspan=3>Queue</th>" in page
+    assert "</tr>\n<tr class=\"titre\"><th>Cur</th><th>Max</th><th>Limit</th>" in page
     assert '<td class="name">web1</td><td>0</td><td>1</td><td>2</td>' in page
 
 

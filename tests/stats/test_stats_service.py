@@ -91,8 +91,9 @@ def test_the_csv_with_refresh_as_haproxy_heads_it(setup):
     reply = setup.ask(b"/;csv")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\n"
-                           b"content-type: text/plain\r\nrefresh: 10\r\n")
-    assert body.startswith(b"# pxname,svname,")
+                           b"content-type: text/plain\r\nrefresh: 10\r\n"
+                           b"transfer-encoding: chunked")
+    assert body.partition(b"\r\n")[2].startswith(b"# pxname,svname,")
     assert b"\r\nrefresh:" not in setup.ask(b"/;csv;norefresh").partition(b"\r\n\r\n")[0]
 
 

@@ -42,6 +42,7 @@ def busy(reg: StatsRegistry, n: int) -> StatsRegistry:
     """`reg` with distinct counts everywhere, scaled by n."""
     fe = reg.frontend("web")
     fe.connections, fe.requests, fe.intercepted, fe.bad_requests = n, 2 * n, 3 * n, 4 * n
+    fe.current, fe.peak, fe.hrsp[2] = n, 5 * n, 6 * n
     be = reg.backend("app")
     be.requests = 5 * n
     be.queue = Queue(n, 10 * n)
@@ -71,7 +72,8 @@ def test_counts_add_up_and_peaks_take_the_larger():
     total = totals.counter_values(busy(registry(), 1))
     combine(total, totals.counter_values(busy(registry(), 2)))
     shown = totals.with_values(reg, total)
-    assert shown.frontend("web").requests == 2 + 4
+    fe = shown.frontend("web")
+    assert (fe.requests, fe.current, fe.peak, fe.hrsp) == (2 + 4, 3, 10, [0, 0, 18, 0, 0, 0])
     be = shown.backend("app")
     assert (be.requests, be.queue.length, be.queue.peak) == (15, 3, 20)
     assert (be.queue_time.total, be.queue_time.top) == (18, 14)
