@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from side_by_side import BALANCERS, running
 
 from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, UNPROCESSABLE
-from pyxlb.lab.balancer import LabBalancer
 from pyxlb.lab.lab import Lab
-
-TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from benchlab.haproxy import HaproxyInLab  # noqa: E402 (tools/ is not a package)
 
 HERE = Path(__file__).resolve().parent
 BACKEND = str(HERE / "recording_backend.py")
@@ -127,28 +121,20 @@ def balancers(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("badinput")
     server = lab.topo.addr(SERVER_ROLE)
     procs: list[subprocess.Popen[bytes]] = []
-    hap: HaproxyInLab | None = None
-    lb: LabBalancer | None = None
     try:
-        sides = []
-        for name, port, server_port in (("haproxy", 8401, 8411), ("pyxlb", 8402, 8412)):
-            record = tmp / f"{name}.jsonl"
-            procs.append(_start_backend(lab, server_port, record))
-            config = tmp / f"{name}.cfg"
-            config.write_text(CONFIG.format(port=port, server=server, server_port=server_port))
-            if name == "haproxy":
-                hap = HaproxyInLab(lab, config, [port])
-                hap.start()
-            else:
-                lb = LabBalancer(lab, config)
-                lb.start()
-            sides.append(Balancer(name, port, record))
-        yield sides[0], sides[1]
+        with ExitStack() as stack:
+            sides = []
+            for name, port, server_port in zip(BALANCERS, (8401, 8402), (8411, 8412),
+                                               strict=True):
+                record = tmp / f"{name}.jsonl"
+                procs.append(_start_backend(lab, server_port, record))
+                config = tmp / f"{name}.cfg"
+                config.write_text(CONFIG.format(port=port, server=server,
+                                                server_port=server_port))
+                stack.enter_context(running(lab, name, config, [port]))
+                sides.append(Balancer(name, port, record))
+            yield sides[0], sides[1]
     finally:
-        if lb is not None:
-            lb.stop()
-        if hap is not None:
-            hap.stop()
         for proc in procs:
             proc.kill()
             proc.wait()

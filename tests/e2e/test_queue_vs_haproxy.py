@@ -16,19 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from side_by_side import BALANCERS, running
 
-from pyxlb.lab.balancer import LabBalancer
 from pyxlb.lab.lab import Lab
-
-TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from benchlab.haproxy import HaproxyInLab  # noqa: E402 (tools/ is not a package)
 
 CLIENT = str(Path(__file__).with_name("queue_client.py"))
 
@@ -166,19 +159,14 @@ def side_by_side(lab: Lab, tmp_path: Path, syslog, plan, count: int,
                  rows: list[tuple[str, str]]) -> dict[str, tuple]:
     results = {}
     log = syslog.getsockname()
-    for who in ("haproxy", "pyxlb"):
+    for who in BALANCERS:
         cli = tmp_path / f"{who}.sock"
         steps = [dict(step, socket=str(cli)) if "cli" in step else step for step in plan]
         config = tmp_path / f"{who}.cfg"
         config.write_text(CONFIG.format(log=log, cli=cli))
-        runner = (HaproxyInLab(lab, config, PORTS)
-                  if who == "haproxy" else LabBalancer(lab, config))
-        runner.start()
-        try:
+        with running(lab, who, config, PORTS):
             results[who] = run(lab, steps, syslog, count, rows)
             print(who, *results[who], sep="\n")
-        finally:
-            runner.stop()
     return results
 
 

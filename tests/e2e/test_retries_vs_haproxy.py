@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
-from pathlib import Path
 
 import pytest
+from side_by_side import BALANCERS, running
 
-from pyxlb.lab.balancer import LabBalancer
 from pyxlb.lab.lab import Lab
-
-TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from benchlab.haproxy import HaproxyInLab  # noqa: E402 (tools/ is not a package)
 
 CONFIG = """\
 defaults
@@ -79,14 +71,9 @@ def run(lab: Lab, port: int) -> tuple[list[tuple[int, int]], dict[str, str]]:
 @pytest.mark.parametrize("case", list(CASES))
 def test_retries_and_redispatches_as_haproxy(lab, tmp_path, case):
     results = {}
-    for who, port in (("haproxy", 8601), ("pyxlb", 8602)):
+    for who, port in zip(BALANCERS, (8601, 8602), strict=True):
         config = tmp_path / f"{who}.cfg"
         config.write_text(CONFIG.format(port=port, **CASES[case]))
-        runner = HaproxyInLab(lab, config, [port]) if who == "haproxy" else LabBalancer(lab,
-                                                                                       config)
-        runner.start()
-        try:
+        with running(lab, who, config, [port]):
             results[who] = run(lab, port)
-        finally:
-            runner.stop()
     assert results["pyxlb"] == results["haproxy"]

@@ -7,20 +7,14 @@ moved as HAProxy's did, column by column.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from side_by_side import BALANCERS, running
 
-from pyxlb.lab.balancer import LabBalancer
 from pyxlb.lab.lab import Lab
-
-TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from benchlab.haproxy import HaproxyInLab  # noqa: E402 (tools/ is not a package)
 
 HERE = Path(__file__).resolve().parent
 CLIENT = str(HERE / "raw_http_client.py")
@@ -121,27 +115,15 @@ def dechunk(body: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def sides(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side]]:
     tmp = tmp_path_factory.mktemp("stats")
-    hap: HaproxyInLab | None = None
-    lb: LabBalancer | None = None
-    try:
+    with ExitStack() as stack:
         made = []
-        for name, web, stats in (("haproxy", 8081, 8481), ("pyxlb", 8082, 8482)):
+        for name, web, stats in zip(BALANCERS, (8081, 8082), (8481, 8482), strict=True):
             config = tmp / f"{name}.cfg"
             config.write_text(CONFIG.format(web=web, stats=stats, web1=lab.topo.addr("web1"),
                                             web2=lab.topo.addr("web2")))
-            if name == "haproxy":
-                hap = HaproxyInLab(lab, config, [web, stats])
-                hap.start()
-            else:
-                lb = LabBalancer(lab, config)
-                lb.start()
+            stack.enter_context(running(lab, name, config, [web, stats]))
             made.append(Side(lab, web, stats))
         yield made[0], made[1]
-    finally:
-        if lb is not None:
-            lb.stop()
-        if hap is not None:
-            hap.stop()
 
 
 @pytest.mark.parametrize("ask", ASKS)

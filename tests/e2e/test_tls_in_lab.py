@@ -6,19 +6,11 @@ only."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from side_by_side import running
 
 from pyxlb.lab.balancer import LabBalancer, lab_config
 from pyxlb.lab.certs import make_pem
-
-TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from benchlab.haproxy import HaproxyInLab  # noqa: E402 (tools/ is not a package)
 
 SHIPPED_PEM = "/tmp/pyxlb-lab-site.pem"
 
@@ -72,10 +64,8 @@ def haproxy_too(lab, tls, tmp_path):
     config.write_text((tmp_path / "tls.cfg").read_text()
                       .replace("bind *:80\n", "bind *:8080\n")
                       .replace("bind *:443 ", f"bind *:{HAPROXY_TLS_PORT} "))
-    hap = HaproxyInLab(lab, config, [HAPROXY_TLS_PORT])
-    hap.start()
-    yield
-    hap.stop()
+    with running(lab, "haproxy", config, [HAPROXY_TLS_PORT]):
+        yield
 
 
 def s_client(lab, port: int, *args: str) -> str:
