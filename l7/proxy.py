@@ -446,11 +446,7 @@ class ClientConnection(asyncio.Protocol):
             # HAProxy 2.6 answers a head cut short by the client's close (or a
             # connection closed before its first byte) with a 400, and counts it
             # as a bad request.
-            self._write(BAD_REQUEST)
-            stats = self.fe.stats
-            stats.requests += 1
-            stats.bad_requests += 1
-            stats.hrsp[4] += 1
+            self._refuse_head(BAD_REQUEST)
             return None
         if self._in_head:
             # The same, after answering the requests before it.
@@ -1473,7 +1469,7 @@ class ClientConnection(asyncio.Protocol):
         if self._in_head or self.parsing is not None:
             # A request is arriving too slowly.
             if not queue:
-                self._write(REQUEST_TIMEOUT)
+                self._refuse_head(REQUEST_TIMEOUT)
             elif queue[0] is self.parsing and not queue[0].response_started:
                 self._drop_upstream(queue[0])
                 self._write(REQUEST_TIMEOUT)
@@ -1483,7 +1479,7 @@ class ClientConnection(asyncio.Protocol):
             return True  # waiting for a server: ``timeout server`` governs
         if self._fresh:
             # HAProxy 2.6 answers a connection that never sent a byte with a 408 too.
-            self._write(REQUEST_TIMEOUT)
+            self._refuse_head(REQUEST_TIMEOUT)
         # An idle keep-alive connection closes silently.
         self._close()
         return False
@@ -1496,9 +1492,18 @@ class ClientConnection(asyncio.Protocol):
             return True
         if self._log is not None:
             self._log_ended("c")
-        self._write(REQUEST_TIMEOUT)
+        self._refuse_head(REQUEST_TIMEOUT)
         self._close()
         return False
+
+    def _refuse_head(self, answer: bytes) -> None:
+        """Answers a request whose head never came whole (a 408, or a 400 when the
+        client closed), counted as HAProxy 2.6 counts it: req_tot, ereq, hrsp_4xx."""
+        self._write(answer)
+        stats = self.fe.stats
+        stats.requests += 1
+        stats.bad_requests += 1
+        stats.hrsp[4] += 1
 
     def _on_keepalive_timeout(self) -> bool:
         """``timeout http-keep-alive`` expired; True keeps watching."""

@@ -117,3 +117,22 @@ def test_a_pipelined_head_waits_for_the_response_before_it(
         out = read_all(s)
     assert out.startswith(b"HTTP/1.1 200 OK\r\n")
     assert out.endswith(b"web1 /slow/600\n" + REQUEST_TIMEOUT)
+
+
+def test_a_408_counts_as_a_bad_request_as_haproxy_counts_it(
+    backends: Servers, run_proxy: ProxyStarter
+) -> None:
+    # HAProxy 2.6 (in the lab): a silent connection's 408 and a trickling head's
+    # each count in req_tot, ereq and hrsp_4xx of the frontend.
+    proxy = run_proxy(config(backends.ports["web1"], "    timeout http-request 200ms"))
+    with socket.create_connection(("127.0.0.1", proxy.port["fe"]), timeout=10) as s:
+        assert read_all(s) == REQUEST_TIMEOUT
+    with socket.create_connection(("127.0.0.1", proxy.port["fe"]), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x")
+        assert read_all(s) == REQUEST_TIMEOUT
+
+    def counts() -> tuple[int, int, list[int]]:
+        fe = proxy.registry.frontend("fe")
+        return fe.requests, fe.bad_requests, list(fe.hrsp)
+
+    assert proxy.call(counts) == (2, 2, [0, 0, 0, 0, 2, 0])
