@@ -26,7 +26,7 @@ from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.kernel_rules import KernelPlan, NotCompilable, NotServable, compile_config
 from pyxlb.l4_services import L4Services
-from pyxlb.log.format import server_events
+from pyxlb.log.format import admin_events, server_events
 from pyxlb.log.sender import LogSender
 
 if TYPE_CHECKING:
@@ -55,20 +55,41 @@ def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
         reason = f", {report.describe()}" if report is not None else ""
         print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
         backend = config.backends[target.backend]
-        if sender is not None and backend.logs:
-            events = server_events(
-                backend.name, name, up=up, backup=target.server.backup,
-                reason=report.describe() if report is not None else "reason: Maintenance",
-                states=[(s.backup, server_up(monitor)(backend.name, s.name))
-                        for s in backend.servers])
-            for level, message in events:
-                sender.emit(backend.logs, level, message)
+        if sender is None or not backend.logs:
+            return
+        if ServerState.MAINT in (old, new):
+            # The runtime API's maintenance, logged as HAProxy logs it.
+            log_admin_change(sender, config, admin(), target.backend, name,
+                             "maint" if new is ServerState.MAINT else "maint_left")
+            return
+        events = server_events(
+            backend.name, name, up=up, backup=target.server.backup,
+            reason=report.describe() if report is not None else "reason: Maintenance",
+            states=[(s.backup, server_up(monitor)(backend.name, s.name))
+                    for s in backend.servers])
+        for level, message in events:
+            sender.emit(backend.logs, level, message)
 
     def on_log(target, logged) -> None:
         admin().show_status(target.backend, target.server.name)
 
     monitor = HealthMonitor(check_targets(config), on_change, on_log=on_log)
     return monitor
+
+
+def log_admin_change(sender: LogSender, config: Config, admin: ServerAdmin, backend: str,
+                     server: str, change: str) -> None:
+    """Logs a runtime-API change of `backend/server` (format.ADMIN_CHANGES)."""
+    be = config.backends[backend]
+    if not be.logs:
+        return
+    events = admin_events(
+        backend, server, change=change,
+        backup=next(s.backup for s in be.servers if s.name == server),
+        drained=(backend, server) in admin.drained,
+        states=[(s.backup, admin.usable(backend, s.name)) for s in be.servers])
+    for level, message in events:
+        sender.emit(be.logs, level, message)
 
 
 def log_targets(config: Config) -> list:
@@ -128,7 +149,10 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     monitor = health_monitor(config, lambda: admin, sender)
     # One Upstreams for all frontends: they share round-robin positions and pools.
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
-    admin = ServerAdmin(config, monitor, upstreams, l4)
+    admin = ServerAdmin(
+        config, monitor, upstreams, l4,
+        on_drain=lambda backend, server, drained: log_admin_change(
+            sender, config, admin, backend, server, "drain" if drained else "drain_left"))
     stats.control = admin.set_state  # `stats admin` forms
     workers = layer7_workers(config, instance, admin, monitor, stats)
     servers = []

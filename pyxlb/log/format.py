@@ -202,6 +202,37 @@ def server_up_message(backend: str, server: str, *, backup: bool, reason: str,
             f"{requeued} sessions requeued, {queue_total} total in queue.")
 
 
+def maint_down_message(backend: str, server: str, *, backup: bool, active_left: int,
+                       backup_left: int, sessions_active: int = 0, requeued: int = 0,
+                       queue_left: int = 0) -> str:
+    """`Server be/a is going DOWN for maintenance.` (srv_update_status, entering
+    maintenance from the runtime API); the counts are taken after the change."""
+    return (f"{_server_label(backup)} {backend}/{server} is going DOWN for maintenance. "
+            f"{active_left} active and {backup_left} backup servers left. "
+            f"{sessions_active} sessions active, {requeued} requeued, "
+            f"{queue_left} remaining in queue.")
+
+
+def maint_left_message(backend: str, server: str, *, backup: bool, drained: bool) -> str:
+    """`Server be/a is UP/READY (leaving forced maintenance).`: no counts."""
+    ready = "DRAIN" if drained else "READY"
+    return f"{_server_label(backup)} {backend}/{server} is UP/{ready} (leaving forced maintenance)."
+
+
+def drain_message(backend: str, server: str, *, backup: bool, active_online: int,
+                  backup_online: int, requeued: int = 0, queue_total: int = 0) -> str:
+    """`Server be/a enters drain state.`; the counts are taken after the change
+    (the drained server no longer counts as online)."""
+    return (f"{_server_label(backup)} {backend}/{server} enters drain state. "
+            f"{active_online} active and {backup_online} backup servers online. "
+            f"{requeued} sessions requeued, {queue_total} total in queue.")
+
+
+def drain_left_message(backend: str, server: str, *, backup: bool) -> str:
+    """`Server be/a is UP (leaving forced drain).`: no counts."""
+    return f"{_server_label(backup)} {backend}/{server} is UP (leaving forced drain)."
+
+
 def no_server_message(backend: str) -> str:
     """Logged at emerg when a backend's last active and backup server went down."""
     return f"backend {backend} has no server available!"
@@ -231,6 +262,36 @@ def server_events(backend: str, server: str, *, up: bool, backup: bool, reason: 
     events = [(server_down_level(False), server_down_message(
         backend, server, backup=backup, reason=reason, active_left=active,
         backup_left=backups))]
+    if not active and not backups:
+        events.append((NO_SERVER_LEVEL, no_server_message(backend)))
+    return events
+
+
+ADMIN_CHANGES = ("maint", "maint_left", "drain", "drain_left")
+
+
+def admin_events(backend: str, server: str, *, change: str, backup: bool, drained: bool,
+                 states: Iterable[tuple[bool, bool]]) -> list[tuple[str, str]]:
+    """(level, message) pairs HAProxy 2.6 logs when the runtime API moves `server`
+    into or out of maintenance or drain (`change`, one of ADMIN_CHANGES).
+    `states` has (is_backup, is_usable) for every server, taken after the
+    change; `drained`: the server stays drained after leaving maintenance."""
+    states = list(states)
+    active = sum(1 for is_backup, usable in states if usable and not is_backup)
+    backups = sum(1 for is_backup, usable in states if usable and is_backup)
+    if change == "maint_left":
+        return [(SERVER_UP_LEVEL, maint_left_message(backend, server, backup=backup,
+                                                     drained=drained))]
+    if change == "drain_left":
+        return [(SERVER_UP_LEVEL, drain_left_message(backend, server, backup=backup))]
+    if change == "maint":
+        events = [(server_down_level(False), maint_down_message(
+            backend, server, backup=backup, active_left=active, backup_left=backups))]
+    elif change == "drain":
+        events = [(SERVER_UP_LEVEL, drain_message(
+            backend, server, backup=backup, active_online=active, backup_online=backups))]
+    else:
+        raise ValueError(f"unknown change {change!r}")
     if not active and not backups:
         events.append((NO_SERVER_LEVEL, no_server_message(backend)))
     return events

@@ -11,6 +11,7 @@ swapped).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyxlb.health.state import ServerState
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
 
 class ServerAdmin:
     def __init__(self, config: Config, monitor: HealthMonitor, upstreams: Upstreams,
-                 l4: L4Services | None = None) -> None:
+                 l4: L4Services | None = None,
+                 on_drain: Callable[[str, str, bool], None] | None = None) -> None:
+        """`on_drain(backend, server, drained)`: a server entered or left drain."""
         self.monitor = monitor
+        self.on_drain = on_drain
         self.upstreams = upstreams
         self.l4 = l4
         self.drained: set[tuple[str, str]] = set()
@@ -73,11 +77,14 @@ class ServerAdmin:
     def set_state(self, backend: str, server: str, state: str) -> None:
         key = (backend, server)
         if state in ("ready", "drain"):
+            was_drained = key in self.drained
             if state == "drain":
                 self.drained.add(key)
             else:
                 self.drained.discard(key)
             self.monitor.set_maint(backend, server, False)
+            if self.on_drain is not None and was_drained != (state == "drain"):
+                self.on_drain(backend, server, state == "drain")
         elif state == "maint":
             self.monitor.set_maint(backend, server, True)
         elif state == "enable":

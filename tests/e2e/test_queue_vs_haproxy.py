@@ -137,8 +137,8 @@ def run(lab: Lab, plan: list[dict[str, object]], syslog, count: int,
     lines: list[tuple[str, ...]] = []
     while len(lines) < count:
         text = syslog.recv(4096).decode()
-        # Not compared: a server's change of state, whose text and counts pyxlb's
-        # control plane writes its own way ("is DOWN, reason: Maintenance").
+        # Not compared: a server's change of state, whose counts (sessions active,
+        # requeued) pyxlb's control plane does not take from the l7 tier.
         if re.search(r"\]: (Backup )?Server \S+ is ", text):
             continue
         lines.append(shape(text))

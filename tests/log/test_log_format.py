@@ -11,6 +11,7 @@ from pyxlb.log.format import (
     NO_SERVER_LEVEL,
     SERVER_UP_LEVEL,
     SessionRecord,
+    admin_events,
     encode_request_line,
     no_server_message,
     pri,
@@ -256,3 +257,32 @@ def test_server_events_count_what_is_left_and_say_when_nothing_is():
     assert back == [("notice", "Server be/a is UP, reason: Layer4 check passed, check "
                      "duration: 0ms. 1 active and 1 backup servers online. 0 sessions "
                      "requeued, 0 total in queue.")]
+
+
+def test_runtime_api_changes_log_as_haproxy_2_6_logs_them():
+    # Captured from haproxy 2.6.12 in the lab (`set server be/web1 state ...`,
+    # `disable server`, `enable server`), levels alert (129) and notice (133).
+    both_up = [(False, True), (False, True)]
+    one_left = [(False, False), (False, True)]
+
+    def events(change: str, states: list[tuple[bool, bool]], drained: bool = False):
+        return admin_events("be", "web1", change=change, backup=False, drained=drained,
+                            states=states)
+
+    assert events("maint", one_left) == [("alert", (
+        "Server be/web1 is going DOWN for maintenance. 1 active and 0 backup servers left. "
+        "0 sessions active, 0 requeued, 0 remaining in queue."))]
+    assert events("maint_left", both_up) == [
+        ("notice", "Server be/web1 is UP/READY (leaving forced maintenance).")]
+    assert events("maint_left", one_left, drained=True) == [
+        ("notice", "Server be/web1 is UP/DRAIN (leaving forced maintenance).")]
+    assert events("drain", one_left) == [("notice", (
+        "Server be/web1 enters drain state. 1 active and 0 backup servers online. "
+        "0 sessions requeued, 0 total in queue."))]
+    assert events("drain_left", both_up) == [
+        ("notice", "Server be/web1 is UP (leaving forced drain).")]
+    last = events("maint", [(False, False)])
+    assert last[1] == (NO_SERVER_LEVEL, "backend be has no server available!")
+    with pytest.raises(ValueError):
+        events("sleep", both_up)
+
