@@ -103,7 +103,14 @@ from pyxlb.l7.tls import server_context
 from pyxlb.l7.tunnel import Tunnel, tunnel_timeout
 from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
 from pyxlb.log.session import ConnectionLog, FrontendLog, RequestLog, Sender
-from pyxlb.stats.counters import BackendStats, FrontendStats, StatsRegistry, status_class
+from pyxlb.stats.counters import (
+    BackendStats,
+    FrontendStats,
+    StatsRegistry,
+    add_times,
+    loop_ms,
+    status_class,
+)
 from pyxlb.stats.service import StatsRequest, StatsService, headers_of, serves_metrics
 
 log = logging.getLogger(__name__)
@@ -199,7 +206,8 @@ class Exchange:
         "close_after", "upstream", "connecting", "replay", "replay_size", "retried",
         "key", "backend", "server", "route", "answer", "upgrade", "early", "cookie",
         "log", "view", "status", "retries", "redispatched", "wait", "wait_timer", "hold",
-        "bytes_in", "bytes_out", "first",
+        "bytes_in", "bytes_out", "first", "begin", "picked", "t_connect", "t_response",
+        "served",
     )
 
     def __init__(self, kind: int, version: bytes, keep_alive: bool, head_only: bool) -> None:
@@ -260,6 +268,13 @@ class Exchange:
         # The client connection's first request (`http-reuse safe` keeps it off
         # other clients' server connections).
         self.first = False
+        # For the stats' ctime, rtime, ttime: when its head was parsed and its server
+        # given (loop clock), and its %Tc and %Tr (ms; -1 until known).
+        self.begin = 0.0
+        self.picked = 0.0
+        self.t_connect = -1
+        self.t_response = -1
+        self.served: Server | None = None  # the server it held last
         self.bytes_out = 0
 
 
@@ -352,6 +367,9 @@ class ClientConnection(asyncio.Protocol):
         fe = self.fe
         stats = fe.stats
         stats.connections += 1
+        now_ms = loop_ms(self.loop.time())
+        stats.rate.hit(now_ms)
+        stats.conn_rate.hit(now_ms)
         stats.current += 1
         if stats.current > stats.peak:
             stats.peak = stats.current
@@ -564,6 +582,8 @@ class ClientConnection(asyncio.Protocol):
         fe = self.fe
         self._in_head = False
         fe.stats.requests += 1
+        now = self.loop.time()
+        fe.stats.req_rate.hit(loop_ms(now))
         method = parser.get_method()
         version = version_bytes(parser.get_http_version())
         url = self._url
@@ -606,9 +626,10 @@ class ClientConnection(asyncio.Protocol):
             head = request_head(method, url, version, lines, extra)
             ex.pending.append(head)
             ex.pending_size = len(head)
+        ex.begin = now
         if self._log is not None:
             ex.log = self._log.request(method + b" " + url + b" HTTP/" + version,
-                                       self.loop.time(), ex.answer, ex.kind == STATS)
+                                       now, ex.answer, ex.kind == STATS)
         ex.bytes_in = head_size(len(method) + len(url) + 8, self._lines)
         self.parsing = ex
         self.queue.append(ex)
@@ -815,13 +836,14 @@ class ClientConnection(asyncio.Protocol):
             self._generated(ex, 503)
             return
         backend.stats.requests += 1
+        now = self.loop.time()
+        backend.stats.session(now)
         cookie = ex.cookie
         persist = None
         if cookie is not None:
             persist = cookie.pick(backend.balancer.is_up)
             if ex.log is not None and backend.cookie is not None and backend.cookie.mode:
                 ex.log.cookie = cookie  # HAProxy logs no flags for passive cookies
-        now = self.loop.time()
         got = backend.queues.admit(None, now, ex.key, persist)
         ex.backend = backend
         if got.__class__ is Server:
@@ -961,6 +983,8 @@ class ClientConnection(asyncio.Protocol):
         ex.server = server
         server.sessions += 1
         server.stats.requests += 1
+        ex.picked = now = self.loop.time()
+        server.stats.session(now)
         server.stats.queue_time.add(waited_ms, server.stats.requests)
         assert ex.backend is not None
         stats = ex.backend.stats
@@ -970,7 +994,7 @@ class ClientConnection(asyncio.Protocol):
             self._private = None
             up: UpstreamConnection | None = private
         else:
-            up = server.take_idle(self.loop.time(), ex.first, ex.backend.reuse)
+            up = server.take_idle(now, ex.first, ex.backend.reuse)
         if up is not None:
             self._attach(ex, up)
         else:
@@ -1050,6 +1074,7 @@ class ClientConnection(asyncio.Protocol):
         other.sessions += 1
         backend.release(failed)
         other.stats.requests += 1
+        other.stats.session(self.loop.time())
         ex.server = other
         ex.redispatched = True
         if ex.cookie is not None:
@@ -1069,8 +1094,10 @@ class ClientConnection(asyncio.Protocol):
     def _attach(self, ex: Exchange, up: UpstreamConnection) -> None:
         ex.upstream = up
         up.uses += 1
+        now = self.loop.time()
+        ex.t_connect = int((now - ex.picked) * 1000)
         if ex.log is not None:
-            ex.log.connected(self.loop.time())
+            ex.log.connected(now)
         up.attach(self, ex.head_only, ex.upgrade)
         transport = up.transport
         assert transport is not None
@@ -1122,6 +1149,7 @@ class ClientConnection(asyncio.Protocol):
         server = ex.server
         if server is not None:
             ex.server = None
+            ex.served = server
             server.sessions -= 1
             assert ex.backend is not None
             ex.backend.release(server)
@@ -1140,8 +1168,11 @@ class ClientConnection(asyncio.Protocol):
         self._answered(ex, status)
         if ex.server is not None:
             ex.server.stats.hrsp[status_class(status)] += 1
+        now = self.loop.time()
+        if ex.t_connect >= 0:
+            ex.t_response = int((now - ex.picked) * 1000) - ex.t_connect
         if ex.log is not None:
-            ex.log.responded(status, self.loop.time())
+            ex.log.responded(status, now)
         if ex.cookie is not None:
             assert ex.backend is not None and ex.backend.cookie is not None
             lines = ex.backend.cookie.response(lines, status, ex.cookie, ex.server)
@@ -1236,9 +1267,11 @@ class ClientConnection(asyncio.Protocol):
         ex.bytes_out += tunnel.server.count
         self._account(ex)
         self._leave_server(ex)
+        now = self.loop.time()
+        self._times(ex, now)
         if ex.log is not None:
             assert self._log is not None
-            self._log.end(ex.log, self.loop.time())
+            self._log.end(ex.log, now)
         self.connection_lost(exc)
 
     # -- answers pyxlb makes itself
@@ -1306,6 +1339,7 @@ class ClientConnection(asyncio.Protocol):
         if ex is None:
             # The head itself was bad: it is a request HAProxy counts.
             fe.stats.requests += 1
+            fe.stats.req_rate.hit(loop_ms(self.loop.time()))
         elif self.queue and self.queue[0] is ex:
             # The body of the active request was bad.
             self._drop_upstream(ex)
@@ -1335,14 +1369,28 @@ class ClientConnection(asyncio.Protocol):
             rules.stick.finish(ex.view, ex.status, ex.hold is not None)
             ex.view = None
 
+    def _times(self, ex: Exchange, now: float) -> None:
+        """A served exchange's %Tc, %Tr and %Tt into its server's and backend's
+        ctime, rtime, ttime (HAProxy's stream_update_time_stats: only those that
+        got a server's response head). %Tt runs from its head's parsing: HAProxy's
+        also counts the idle time before a keep-alive request."""
+        server, backend = ex.server or ex.served, ex.backend
+        if server is None or backend is None or ex.t_response < 0:
+            return
+        total = int((now - ex.begin) * 1000)
+        add_times(server.stats, ex.t_connect, ex.t_response, total)
+        add_times(backend.stats, ex.t_connect, ex.t_response, total)
+
     def _finish(self, ex: Exchange) -> None:
         """The exchange's request and response are both done."""
         self.queue.popleft()
         self._stick_done(ex)
         self._account(ex)
+        now = self.loop.time()
+        self._times(ex, now)
         if ex.log is not None:
             assert self._log is not None
-            self._log.end(ex.log, self.loop.time())
+            self._log.end(ex.log, now)
         if ex.close_after or self._broken and not self.queue:
             self._close()
             return
@@ -1502,6 +1550,7 @@ class ClientConnection(asyncio.Protocol):
         self._write(answer)
         stats = self.fe.stats
         stats.requests += 1
+        stats.req_rate.hit(loop_ms(self.loop.time()))
         stats.bad_requests += 1
         stats.hrsp[4] += 1
 

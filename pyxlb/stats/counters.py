@@ -13,9 +13,12 @@ declaration order.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from pyxlb.rates.freq_ctr import FreqCtr
 
 NO_CHECK = "no check"
 """Status of a server without health checks (and, until checks run, of every server)."""
@@ -69,6 +72,45 @@ class QueueTime:
         return (self.total + n - 1) // n if n else 0
 
 
+def add_times(slot: ServerStats | BackendStats, t_connect: int, t_response: int,
+              t_total: int) -> None:
+    """A served request's %Tc, %Tr and %Tt (ms) into the backend's or server's
+    ctime, rtime and ttime (HAProxy's stream_update_time_stats: only requests
+    that got a server's response head count)."""
+    n = slot.requests
+    slot.connect_time.add(t_connect, n)
+    slot.response_time.add(t_response, n)
+    slot.total_time.add(t_total, n)
+
+
+RATE_PERIOD_MS = 1000
+"""HAProxy's stats rates (rate, req_rate, conn_rate): freq_ctr over 1 s periods."""
+
+
+@dataclass(slots=True, eq=False)
+class Rate:
+    """HAProxy's events per second and its maximum (rate and rate_max, ...): a
+    freq_ctr over 1 s periods (`read_freq_ctr`); the maximum is the largest count
+    of one period so far, as `update_freq_ctr()` returns it (sps_max, ...).
+    ``now_ms``: the u32 millisecond tick of CLOCK_MONOTONIC (`ms_tick`)."""
+
+    ctr: FreqCtr = field(default_factory=FreqCtr)
+    top: int = 0
+
+    def hit(self, now_ms: int) -> None:
+        n = self.ctr.update(now_ms, RATE_PERIOD_MS)
+        if n > self.top:
+            self.top = n
+
+    def read(self, now_ms: int) -> int:
+        return self.ctr.read(now_ms, RATE_PERIOD_MS)
+
+
+def loop_ms(now: float) -> int:
+    """The u32 millisecond tick of a loop time (CLOCK_MONOTONIC seconds)."""
+    return int(now * 1000) & 0xFFFF_FFFF
+
+
 @dataclass(slots=True, eq=False)
 class ServerStats:
     """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it;
@@ -97,6 +139,17 @@ class ServerStats:
     maxqueue: int = 0  # the server's `maxqueue` (qlimit), 0: none
     queue: QueueView | None = None  # its queue, once l7 serves the backend
     queue_time: QueueTime = field(default_factory=QueueTime)
+    # ctime, rtime, ttime and their maxima (%Tc, %Tr, %Tt of served requests).
+    connect_time: QueueTime = field(default_factory=QueueTime)
+    response_time: QueueTime = field(default_factory=QueueTime)
+    total_time: QueueTime = field(default_factory=QueueTime)
+    rate: Rate = field(default_factory=Rate)  # rate, rate_max: sessions per second
+    last_session: int = 0  # loop time (s, from 1) of its last session; 0: none
+
+    def session(self, now: float) -> None:
+        """A request is sent to it at loop time ``now`` (after ``requests += 1``)."""
+        self.rate.hit(loop_ms(now))
+        self.last_session = int(now) or 1
 
     @property
     def is_up(self) -> bool:
@@ -121,6 +174,16 @@ class BackendStats:
     unassigned_errors: int = 0
     queue: QueueView | None = None
     queue_time: QueueTime = field(default_factory=QueueTime)
+    connect_time: QueueTime = field(default_factory=QueueTime)
+    response_time: QueueTime = field(default_factory=QueueTime)
+    total_time: QueueTime = field(default_factory=QueueTime)
+    rate: Rate = field(default_factory=Rate)
+    last_session: int = 0
+
+    def session(self, now: float) -> None:
+        """A request is routed to it at loop time ``now`` (after ``requests += 1``)."""
+        self.rate.hit(loop_ms(now))
+        self.last_session = int(now) or 1
 
     def server(self, name: str) -> ServerStats:
         for srv in self.servers:
@@ -190,6 +253,11 @@ class FrontendStats:
     peak: int = 0
     denied: int = 0
     hrsp: list[int] = field(default_factory=_hrsp)
+    # rate (sessions), conn_rate (connections; one session each here) and
+    # req_rate, per second, with their maxima.
+    rate: Rate = field(default_factory=Rate)
+    conn_rate: Rate = field(default_factory=Rate)
+    req_rate: Rate = field(default_factory=Rate)
 
 
 @dataclass(slots=True, eq=False)
@@ -233,6 +301,9 @@ class StatsRegistry:
     # With several processes serving (`nbthread`): every process's counters
     # added up, in a copy of this registry (pyxlb.stats.totals); see `current()`.
     collect: Callable[[], Awaitable[StatsRegistry]] | None = None
+    # When the figures are read (CLOCK_MONOTONIC seconds, the loop's clock): rates
+    # and lastsess are shown as of then; `fresh()` sets it.
+    now: float = 0.0
 
     @classmethod
     def build(
@@ -288,6 +359,7 @@ class StatsRegistry:
         """The registry, with the counters kept elsewhere read in."""
         if self.refresh is not None:
             self.refresh()
+        self.now = time.monotonic()
         return self
 
     async def current(self) -> StatsRegistry:

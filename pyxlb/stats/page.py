@@ -8,7 +8,8 @@ column where they expect it. One table of columns: ``frontend_fields``,
 ``server_fields`` and ``backend_fields`` give a row by CSV column, for the CSV
 (and so the runtime API's `show stat`) and the HTML alike. Columns of features
 pyxlb does not have read 0, as HAProxy's do where they are unused; columns pyxlb
-does not measure yet (rates, times, check history) stay empty.
+does not measure yet (check history) stay empty. Rates and lastsess are read as
+of the registry's ``now`` (set when the figures are taken), not a clock here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pyxlb.stats.counters import (
     QueueView,
     ServerStats,
     StatsRegistry,
+    loop_ms,
 )
 
 _HEADER_NAMES = (
@@ -97,9 +99,32 @@ def _row(values: dict[str, object]) -> str:
     return ",".join(cells) + ",\n"
 
 
-def frontend_fields(proxy: ProxyStats, fe: FrontendStats) -> dict[str, object]:
-    """A FRONTEND row, by CSV column: what the CSV, `show stat` and the HTML show."""
+def _since(now: float, last: int) -> int:
+    """lastsess: seconds since the last session, -1 if none."""
+    return int(now) - last if last else -1
+
+
+def _time_cells(slot: ServerStats | BackendStats, mode: str) -> dict[str, object]:
+    """ctime, rtime, ttime and their maxima; rtime only in http mode, as HAProxy."""
+    n = slot.requests
+    cells: dict[str, object] = {
+        "ctime": slot.connect_time.average(n), "ttime": slot.total_time.average(n),
+        "ctime_max": slot.connect_time.top, "ttime_max": slot.total_time.top,
+    }
+    if mode == "http":
+        cells["rtime"] = slot.response_time.average(n)
+        cells["rtime_max"] = slot.response_time.top
+    return cells
+
+
+def frontend_fields(proxy: ProxyStats, fe: FrontendStats, now: float = 0.0) -> dict[str, object]:
+    """A FRONTEND row, by CSV column: what the CSV, `show stat` and the HTML show;
+    rates as of ``now`` (loop clock, seconds: `StatsRegistry.now`)."""
+    ms = loop_ms(now)
     return {
+        "rate": fe.rate.read(ms), "rate_max": fe.rate.top,
+        "req_rate": fe.req_rate.read(ms), "req_rate_max": fe.req_rate.top,
+        "conn_rate": fe.conn_rate.read(ms), "conn_rate_max": fe.conn_rate.top,
         **_zeros(_FRONTEND_ZERO), **({} if proxy.tls else _zeros(_TLS_ZERO)),
         "pxname": proxy.name, "svname": "FRONTEND", "scur": fe.current, "smax": fe.peak,
         "slim": proxy.maxconn or "", "stot": fe.connections,
@@ -122,9 +147,11 @@ def _queue_cells(queue: QueueView | None, times: QueueTime, requests: int,
             "qtime": times.average(requests), "qtime_max": times.top}
 
 
-def server_fields(proxy: ProxyStats, srv: ServerStats) -> dict[str, object]:
+def server_fields(proxy: ProxyStats, srv: ServerStats, now: float = 0.0) -> dict[str, object]:
     """A server row, by CSV column."""
     return {
+        "rate": srv.rate.read(loop_ms(now)), "rate_max": srv.rate.top,
+        "lastsess": _since(now, srv.last_session), **_time_cells(srv, proxy.mode),
         **_zeros(_SERVER_ZERO),
         "pxname": proxy.name, "svname": srv.name, "stot": srv.requests,
         "bin": srv.bytes_in, "bout": srv.bytes_out,
@@ -139,10 +166,12 @@ def server_fields(proxy: ProxyStats, srv: ServerStats) -> dict[str, object]:
     }
 
 
-def backend_fields(proxy: ProxyStats, be: BackendStats) -> dict[str, object]:
+def backend_fields(proxy: ProxyStats, be: BackendStats, now: float = 0.0) -> dict[str, object]:
     """A BACKEND row, by CSV column."""
     weight = be.weight
     return {
+        "rate": be.rate.read(loop_ms(now)), "rate_max": be.rate.top,
+        "lastsess": _since(now, be.last_session), **_time_cells(be, proxy.mode),
         **_zeros(_BACKEND_ZERO), **({} if proxy.tls else _zeros(_TLS_ZERO)),
         "pxname": proxy.name, "svname": "BACKEND", "stot": be.requests, "status": be.status,
         "bin": be.bytes_in, "bout": be.bytes_out,
@@ -159,13 +188,14 @@ def backend_fields(proxy: ProxyStats, be: BackendStats) -> dict[str, object]:
 def render_csv(registry: StatsRegistry) -> str:
     """HAProxy's CSV: the header, then per proxy FRONTEND, servers, BACKEND."""
     lines = [CSV_HEADER]
+    now = registry.now
     for proxy in registry.proxies:
         if proxy.frontend is not None:
-            lines.append(_row(frontend_fields(proxy, proxy.frontend)))
+            lines.append(_row(frontend_fields(proxy, proxy.frontend, now)))
         if proxy.backend is not None:
             be = proxy.backend
-            lines.extend(_row(server_fields(proxy, srv)) for srv in be.servers)
-            lines.append(_row(backend_fields(proxy, be)))
+            lines.extend(_row(server_fields(proxy, srv, now)) for srv in be.servers)
+            lines.append(_row(backend_fields(proxy, be, now)))
     return "".join(lines)
 
 

@@ -5,31 +5,64 @@ request path). Whoever shows stats asks for every process's figures as flat
 lists (`counter_values`, the same layout everywhere: the registries are built
 from the same config), combines them (`Combiner`: sums, and the larger for
 peaks) and renders a copy of its registry holding the totals (`with_values`).
+
+Rates (`Rate`: rate, req_rate, conn_rate) are read in each process when its
+figures are taken and add up, their maxima take the larger (a floor, as every
+peak here); lastsess takes the latest session; the 512-request average times
+(`QueueTime`: ctime, rtime, ttime) add their sliding sums and divide by the added
+requests (capped at 512): exact until a process has seen 512 requests, then the
+figures of the busiest windows, and their maxima take the larger.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pyxlb.stats.counters import BackendStats, FrontendStats, ServerStats, StatsRegistry
+from pyxlb.stats.counters import (
+    BackendStats,
+    FrontendStats,
+    QueueTime,
+    Rate,
+    ServerStats,
+    StatsRegistry,
+    loop_ms,
+)
 
 # Per slot: (attribute, combined by max) in list order. Attributes not listed
 # are the config's (names, weights, limits) or the daemon's (status), the
 # same in every process; tests/stats/test_stats_totals.py checks that no
 # counter is left out.
-# A list-valued counter (`hrsp`) adds up element by element.
+# A list-valued counter (`hrsp`) adds up element by element; a `Rate` is two
+# figures (its rate now, summed; its maximum, the larger), and so is a
+# `QueueTime` (its sliding sum, summed; its maximum, the larger).
+_TIMES = (("connect_time", False), ("response_time", False), ("total_time", False))
 FRONTEND_COUNTERS = (("connections", False), ("requests", False), ("intercepted", False),
                      ("bad_requests", False), ("bytes_in", False), ("bytes_out", False),
-                     ("current", False), ("peak", True), ("denied", False), ("hrsp", False))
+                     ("current", False), ("peak", True), ("denied", False), ("hrsp", False),
+                     ("rate", False), ("conn_rate", False), ("req_rate", False))
 BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False),
-                    ("hrsp", False), ("unassigned_errors", False))
+                    ("hrsp", False), ("unassigned_errors", False), *_TIMES,
+                    ("rate", False), ("last_session", True))
 SERVER_COUNTERS = (("requests", False), ("retries", False), ("redispatches", False),
                    ("connect_errors", False), ("bytes_in", False), ("bytes_out", False),
                    ("hrsp", False), ("connects", False), ("reuses", False),
-                   ("current", False), ("peak", True))
+                   ("current", False), ("peak", True), *_TIMES, ("rate", False),
+                   ("last_session", True))
+
+
+@dataclass(slots=True)
+class RateCount:
+    """A rate as read in every process, added up: what `Rate` shows."""
+
+    value: int = 0
+    top: int = 0
+
+    def read(self, now_ms: int) -> int:
+        return self.value
 
 
 @dataclass(slots=True)
@@ -59,14 +92,20 @@ def _layout(slot: FrontendStats | BackendStats | ServerStats) -> tuple[tuple[str
 QUEUE_PEAKS = [False, True, False, True]
 
 
-def counter_values(registry: StatsRegistry) -> list[int]:
-    """Every counter of the registry, in one flat list."""
+def counter_values(registry: StatsRegistry, now: float | None = None) -> list[int]:
+    """Every counter of the registry, in one flat list; rates read as of ``now``
+    (the loop's clock, seconds; by default the present)."""
     values: list[int] = []
+    tick = loop_ms(time.monotonic() if now is None else now)
     for slot in _slots(registry):
         for name, _ in _layout(slot):
             value = getattr(slot, name)
             if isinstance(value, list):
                 values.extend(value)
+            elif isinstance(value, Rate | RateCount):
+                values += [value.read(tick), value.top]
+            elif isinstance(value, QueueTime):
+                values += [value.total, value.top]
             else:
                 values.append(value)
         if not isinstance(slot, FrontendStats):
@@ -85,7 +124,10 @@ class Combiner:
         for slot in _slots(registry):
             for name, peak in _layout(slot):
                 value = getattr(slot, name)
-                self.peaks.extend([peak] * (len(value) if isinstance(value, list) else 1))
+                if isinstance(value, Rate | RateCount | QueueTime):
+                    self.peaks += [False, True]
+                else:
+                    self.peaks.extend([peak] * (len(value) if isinstance(value, list) else 1))
             if not isinstance(slot, FrontendStats):
                 self.peaks += QUEUE_PEAKS
 
@@ -115,9 +157,14 @@ def with_values(registry: StatsRegistry, values: list[int]) -> StatsRegistry:
             value = getattr(slot, name)
             if isinstance(value, list):
                 setattr(slot, name, [next(at) for _ in value])
+            elif isinstance(value, Rate | RateCount):
+                setattr(slot, name, RateCount(next(at), next(at)))
+            elif isinstance(value, QueueTime):
+                value.total, value.top = next(at), next(at)
             else:
                 setattr(slot, name, next(at))
         if not isinstance(slot, FrontendStats):
             slot.queue = QueueCount(next(at), next(at))
             slot.queue_time.total, slot.queue_time.top = next(at), next(at)
+    totals.now = time.monotonic()  # lastsess, as of now
     return totals
