@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from l7_harness import RunningProxy, Servers, start_backends
+from l7_harness import RunningProxy, ScriptedServer, Servers, start_backends
 
 from pyxlb.l7.proxy import new_event_loop
 
@@ -50,3 +50,11 @@ def run_proxy(
     yield start
     for proxy in running:
         proxy.close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    """A backend that answers what each test scripts (l7_harness.ScriptedServer)."""
+    server = ScriptedServer()
+    yield server
+    server.close()

@@ -174,6 +174,16 @@ backend be
 """
 
 
+def read_until(s: socket.socket, end: bytes) -> bytes:
+    """What `s` receives up to `end` (the server closing first is a failure)."""
+    data = b""
+    while not data.endswith(end):
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
 def free_port() -> int:
     """A port nothing listens on (closed right after the OS picked it)."""
     with socket.socket() as s:

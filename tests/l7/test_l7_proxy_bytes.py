@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import socket
 
-import pytest
 from l7_harness import (
     HTTP_DEFAULTS,
     ProxyStarter,
     RunningProxy,
     ScriptedServer,
     one_server_config,
+    read_until,
 )
 
 from pyxlb.l7.responses import deny_response
-
-
-@pytest.fixture
-def scripted() -> ScriptedServer:
-    server = ScriptedServer()
-    yield server
-    server.close()
-
-
-def read_until(s: socket.socket, end: bytes) -> bytes:
-    data = b""
-    while not data.endswith(end):
-        chunk = s.recv(65536)
-        assert chunk, f"closed after {data!r}"
-        data += chunk
-    return data
 
 
 def counts(proxy: RunningProxy) -> list[tuple[int, int]]:

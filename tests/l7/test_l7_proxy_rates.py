@@ -7,30 +7,13 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
-from l7_harness import ProxyStarter, ScriptedServer, one_server_config
+from l7_harness import ProxyStarter, ScriptedServer, one_server_config, read_until
 
 from pyxlb.stats.page import CSV_FIELDS, render_csv
 
 REQUEST = b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 HOLD = 0.06  # how long the server holds its second answer (s)
-
-
-@pytest.fixture
-def scripted() -> ScriptedServer:
-    server = ScriptedServer()
-    yield server
-    server.close()
-
-
-def read_until(s: socket.socket, end: bytes) -> bytes:
-    data = b""
-    while not data.endswith(end):
-        chunk = s.recv(65536)
-        assert chunk, f"closed after {data!r}"
-        data += chunk
-    return data
 
 
 def test_traffic_fills_the_rates_times_and_lastsess(

@@ -28,13 +28,6 @@ def config(port: int, timeouts: str = "", options: str = "") -> str:
     return one_server_config(port, timeouts + "\n" + options)
 
 
-@pytest.fixture
-def scripted() -> ScriptedServer:
-    server = ScriptedServer()
-    yield server
-    server.close()
-
-
 def read_head(s: socket.socket) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
