@@ -95,7 +95,13 @@ from pyxlb.l7.htx import (
     message_size,
 )
 from pyxlb.l7.listeners import ConnectionLimit, Listener, ProcessLimit
-from pyxlb.l7.responses import BAD_REQUEST, REQUEST_TIMEOUT, UNPROCESSABLE, error_response
+from pyxlb.l7.responses import (
+    BAD_REQUEST,
+    REQUEST_TIMEOUT,
+    UNPROCESSABLE,
+    error_response,
+    status_of,
+)
 from pyxlb.l7.rules.acl import RequestView
 from pyxlb.l7.rules.engine import RuleEngine
 from pyxlb.l7.timers import IdleTimer
@@ -822,7 +828,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if ex.kind == BAD:
             self._write(ex.answer)
-            self._answered(ex, int(ex.answer[9:12]))
+            self._answered(ex, status_of(ex.answer))
             self._close()
             return
         if ex.kind == ANSWER:
@@ -890,7 +896,7 @@ class ClientConnection(asyncio.Protocol):
     def _answer(self, ex: Exchange) -> None:
         """Send the answer a rule made."""
         self._write(ex.answer)
-        self._answered(ex, int(ex.answer[9:12]))
+        self._answered(ex, status_of(ex.answer))
         ex.bytes_out += message_size(ex.answer)
         ex.response_done = True
         if ex.close_after:
@@ -912,7 +918,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed or not self.queue or self.queue[0] is not ex:
             return
         if ex.log is not None:
-            ex.log.tarpitted(ex.status or int(ex.answer[9:12]), since, self.loop.time())
+            ex.log.tarpitted(ex.status or status_of(ex.answer), since, self.loop.time())
         self._answer(ex)
 
     def _dequeued(self, ex: Exchange, p: Pending[Server], moved: bool = False) -> None:
@@ -1293,7 +1299,7 @@ class ClientConnection(asyncio.Protocol):
         answer = page.respond(ex.stats, ex.head_only, close, shown)
         ex.bytes_out += chunked_reply_size(answer, ex.head_only)
         self._write(answer)
-        self._answered(ex, int(answer[9:12]))
+        self._answered(ex, status_of(answer))
         ex.response_done = True
         if close:
             self._close()

@@ -115,6 +115,11 @@ _DENY_PAGES: Final = {
     **_HTX_PAGES,
 }
 # HAProxy closes after these whatever the request said.
+def status_of(answer: bytes) -> int:
+    """The status code of a whole answer pyxlb made (``HTTP/1.1 NNN ...``)."""
+    return int(answer[9:12])
+
+
 ALWAYS_CLOSE: Final = frozenset({400, 408})
 
 _DENIED: Final = {
