@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Protocol, cast
@@ -54,7 +55,14 @@ from pyxlb.l7.http1 import (
 )
 from pyxlb.l7.htx import CHUNKED_END, fields_size, head_size
 from pyxlb.l7.timers import IdleTimer
-from pyxlb.stats.counters import BackendStats, ServerStats, StatsRegistry
+from pyxlb.stats.counters import (
+    RUNNING,
+    STOPPED,
+    BackendStats,
+    ServerStats,
+    StatsRegistry,
+    phase_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -353,20 +361,23 @@ class Upstreams:
     # -- run-time changes (health checks, runtime API), from the event loop
 
     def set_server_state(
-        self, backend: str, server: str, up: bool, status: str | None = None
+        self, backend: str, server: str, up: bool, status: str | None = None,
+        check: Mapping[str, object] | None = None,
     ) -> None:
         """The server may take new requests (``up``) or not (DOWN, MAINT, DRAIN).
 
         Requests already on it finish; the next pick already sees the change. The
         stats show ``status`` (HAProxy's text, e.g. ``HealthMonitor.status_text``),
-        plain ``UP`` or ``DOWN`` without one. Going down closes the server's idle
-        connections, as HAProxy does (srv_cleanup_connections), and with `option
-        redispatch` balances the requests in its queue again (pendconn_redistribute).
+        plain ``UP`` or ``DOWN`` without one, and ``check``'s columns when given.
+        Going down closes the server's idle connections, as HAProxy does
+        (srv_cleanup_connections), and with `option redispatch` balances the
+        requests in its queue again (pendconn_redistribute).
         """
         be = self.backend(backend)
         srv = be.server(server)
         be.balancer.set_usable(srv, up)
-        srv.stats.status = status if status is not None else ("UP" if up else "DOWN")
+        self.set_server_status(backend, server, status if status is not None
+                               else ("UP" if up else "DOWN"), check)
         if not up:
             srv.close_idle()
             if be.queues.waiting(srv):
@@ -378,10 +389,19 @@ class Upstreams:
             for p in be.queues.dequeue(srv):
                 _wake(p)
 
-    def set_server_status(self, backend: str, server: str, text: str) -> None:
-        """Only the stats' status text (``UP 2/3``, ``DOWN 1/2``): a check counter moved
-        without a change of state."""
-        self.backend(backend).server(server).stats.status = text
+    def set_server_status(self, backend: str, server: str, text: str,
+                          check: Mapping[str, object] | None = None) -> None:
+        """What the stats show of the server's health: its status text (``UP 2/3``,
+        ``DOWN 1/2``, ``DRAIN``) and, when given, its check columns; the server's
+        and its backend's state clocks (lastchg, downtime) follow the text."""
+        be = self.backend(backend).stats
+        srv = be.server(server)
+        now = int(time.monotonic())  # the clock StatsRegistry.fresh() reads them by
+        srv.status = text
+        srv.clock.move(phase_of(text), now)
+        be.clock.move(RUNNING if be.status == "UP" else STOPPED, now)
+        if check is not None:
+            srv.check_cells = check
 
     def set_weight(self, backend: str, server: str, weight: int) -> None:
         """A new user weight (0-256), as ``set weight`` sets it. Raises ValueError with

@@ -70,10 +70,10 @@ def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
         for level, message in events:
             sender.emit(backend.logs, level, message)
 
-    def on_log(target, logged) -> None:
+    def on_status(target) -> None:
         admin().show_status(target.backend, target.server.name)
 
-    monitor = HealthMonitor(check_targets(config), on_change, on_log=on_log)
+    monitor = HealthMonitor(check_targets(config), on_change, on_status=on_status)
     return monitor
 
 

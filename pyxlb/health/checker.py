@@ -35,7 +35,6 @@ from pyxlb.health.httpcheck import (
 from pyxlb.health.state import (
     Analyze,
     CheckDone,
-    CheckLogged,
     CheckParams,
     CheckReport,
     CheckStatus,
@@ -75,7 +74,7 @@ class CheckTarget:
 
 
 OnChange = Callable[[CheckTarget, ServerState, ServerState, CheckReport | None], None]
-OnLog = Callable[[CheckTarget, CheckLogged], None]
+OnStatus = Callable[[CheckTarget], None]
 
 
 def check_targets(config: Config) -> list[CheckTarget]:
@@ -202,9 +201,11 @@ class HealthMonitor:
     """
 
     def __init__(self, targets: Sequence[CheckTarget], on_change: OnChange, *,
-                 on_log: OnLog | None = None, source: str | None = None) -> None:
+                 on_status: OnStatus | None = None, source: str | None = None) -> None:
+        """`on_status(target)`: a check ended or an observation counted without
+        a change of state (what the stats show of its checks moved)."""
         self._on_change = on_change
-        self._on_log = on_log
+        self._on_status = on_status
         self._source = source
         self._servers: dict[tuple[str, str], _Checked] = {}
         for target in targets:
@@ -309,13 +310,13 @@ class HealthMonitor:
                     await server.wake.wait()
 
     def _event(self, server: _Checked, event: Event) -> None:
-        server.state, effects = apply(server.state, event, server.params)
+        old = server.state
+        server.state, effects = apply(old, event, server.params)
+        changed = False
         for effect in effects:
             if isinstance(effect, Transition):
+                changed = True
                 self._on_change(server.target, effect.old, effect.new, effect.report)
-            elif isinstance(effect, CheckLogged):
-                if self._on_log is not None:
-                    self._on_log(server.target, effect)
             elif isinstance(effect, Reschedule) and not server.checking:
                 # A check under way keeps its own deadlines; the one after it is
                 # scheduled from its result anyway.
@@ -323,6 +324,8 @@ class HealthMonitor:
                 if due < server.due:
                     server.due = due
                     server.wake.set()
+        if not changed and server.state != old and self._on_status is not None:
+            self._on_status(server.target)
 
 
 def _request_for(target: CheckTarget) -> bytes | None:

@@ -393,6 +393,31 @@ def status_text(state: HealthState, params: CheckParams) -> str:
     return "DOWN"
 
 
+def check_cells(state: HealthState, params: CheckParams) -> dict[str, object]:
+    """The stats' columns of a server's checks (stats_fill_sv_stats, stats.c):
+    hanafail with `observe`; chkfail and chkdown with `check`; the latest check's
+    status, code (layer 7), duration, description and info, and rise, fall and
+    health, unless the checks are paused by maintenance. lastchg and downtime
+    follow the state (pyxlb.stats.counters.StateClock)."""
+    cells: dict[str, object] = {}
+    if params.observe != "none":
+        cells["hanafail"] = state.hanafail
+    if not params.check:
+        return cells
+    cells.update(chkfail=state.failed_checks, chkdown=state.down_transitions)
+    if state.maint:
+        return cells
+    report = state.last
+    cells.update(check_status=report.status.short, check_desc=report.status.description,
+                 last_chk=report.info, check_rise=params.rise, check_fall=params.fall,
+                 check_health=state.health)
+    if report.status.shows_code:
+        cells["check_code"] = report.code
+    if report.status is not CheckStatus.INI:
+        cells["check_duration"] = max(report.duration_ms, 0)
+    return cells
+
+
 def next_interval_ms(state: HealthState, params: CheckParams) -> int:
     """The wait before the next check (srv_getinter, server.c): `inter` when fully
     up, `downinter` when DOWN at 0, `fastinter` while the counter is on its way up or

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pyxlb.health.state import ServerState
+from pyxlb.health.state import ServerState, check_cells
 from pyxlb.runtime.commands import CommandError
 
 if TYPE_CHECKING:
@@ -56,21 +56,29 @@ class ServerAdmin:
         return self.weights[(backend, server)]
 
     def status(self, backend: str, server: str) -> str:
-        """The stats text: the health's, or `DRAIN` for a drained server that is up."""
+        """The stats text: the health's, `DRAIN` in place of `UP` (`DRAIN 1/3`) or
+        of `no check` for a drained server that is up (stats.c's srv_hlt_st)."""
+        text = self.monitor.status_text(backend, server)
         if (backend, server) in self.drained and self.health_up(backend, server):
-            return "DRAIN"
-        return self.monitor.status_text(backend, server)
+            return "DRAIN" + text[2:] if text.startswith("UP") else "DRAIN"
+        return text
+
+    def check_cells(self, backend: str, server: str) -> dict[str, object]:
+        return check_cells(self.monitor.state(backend, server),
+                           self.monitor.params(backend, server))
 
     def apply(self, backend: str, server: str) -> None:
         """Tells both tiers what `backend/server` may take now."""
         self.upstreams.set_server_state(backend, server, self.usable(backend, server),
-                                        self.status(backend, server))
+                                        self.status(backend, server),
+                                        self.check_cells(backend, server))
         if self.l4 is not None and backend in self.l4.backends:
             self.l4.update(self.usable, self.weight)
 
     def show_status(self, backend: str, server: str) -> None:
-        """A check counter moved without a change of state."""
-        self.upstreams.set_server_status(backend, server, self.status(backend, server))
+        """A check ended or traffic was observed without a change of state."""
+        self.upstreams.set_server_status(backend, server, self.status(backend, server),
+                                         self.check_cells(backend, server))
 
     # the runtime API's changes
 

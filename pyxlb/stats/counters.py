@@ -23,7 +23,9 @@ from pyxlb.rates.freq_ctr import FreqCtr
 NO_CHECK = "no check"
 """Status of a server without health checks (and, until checks run, of every server)."""
 
-_DOWN_STATES = frozenset({"DOWN", "MAINT"})
+# Status words of a server that takes no new traffic (HAProxy's srv_act/srv_bck
+# leave it out): stopped, in maintenance, or drained.
+_NOT_UP_STATES = frozenset({"DOWN", "MAINT", "DRAIN"})
 
 TIME_STATS_SAMPLES = 512
 """The window of HAProxy's average times (qtime): the last 512 requests."""
@@ -111,6 +113,53 @@ def loop_ms(now: float) -> int:
     return int(now * 1000) & 0xFFFF_FFFF
 
 
+RUNNING, DRAINING, STOPPED, MAINT = "running", "draining", "stopped", "maint"
+_PHASES = {"DOWN": STOPPED, "MAINT": MAINT, "DRAIN": DRAINING}
+
+
+def phase_of(status: str) -> str:
+    """A server's phase by its status text's first word (`UP 1/3` is running)."""
+    return _PHASES.get(status.split(" ", 1)[0], RUNNING)
+
+
+@dataclass(slots=True)
+class StateClock:
+    """HAProxy's last_change, down_time and down_trans of a server or a backend,
+    in whole seconds of the loop clock: the stats' lastchg, downtime and (for a
+    backend) chkdown. A backend moves between RUNNING and STOPPED only.
+
+    `move` keeps srv_update_status's arithmetic (server.c), quirks included: a
+    running server that stops starts a down period; leaving it adds the period
+    to the downtime, and so does leaving drain; leaving maintenance resets the
+    change time before adding, so time in maintenance is never downtime once
+    over (seen on 2.6.12: maint 2 s, then ready, reads downtime 0)."""
+
+    last_change: int
+    down_time: int = 0
+    down_transitions: int = 0
+    phase: str = RUNNING
+
+    def move(self, phase: str, now: int) -> None:
+        old, self.phase = self.phase, phase
+        stopped = (STOPPED, MAINT)
+        if phase == old or (old in stopped and phase in stopped):
+            return
+        if phase in stopped:
+            self.down_transitions += 1
+        elif old == STOPPED or (old == DRAINING and phase == RUNNING):
+            self.down_time += max(0, now - self.last_change)
+        self.last_change = now
+
+    def lastchg(self, now: int) -> int:
+        return max(0, now - self.last_change)
+
+    def downtime(self, now: int) -> int:
+        """srv_downtime / be_downtime: the down periods over, and the one under way."""
+        if self.phase in (STOPPED, MAINT):
+            return self.down_time + max(0, now - self.last_change)
+        return self.down_time
+
+
 @dataclass(slots=True, eq=False)
 class ServerStats:
     """Counters of one server: ``requests`` is HAProxy's stot/lbtot/req_tot for it;
@@ -145,6 +194,12 @@ class ServerStats:
     total_time: QueueTime = field(default_factory=QueueTime)
     rate: Rate = field(default_factory=Rate)  # rate, rate_max: sessions per second
     last_session: int = 0  # loop time (s, from 1) of its last session; 0: none
+    # Health: whether it has `check` (chkdown and downtime show only then), when its
+    # state changed, and the check columns as the daemon's monitor last set them
+    # (pyxlb.health.state.check_cells).
+    checked: bool = False
+    clock: StateClock = field(default_factory=lambda: StateClock(0))
+    check_cells: Mapping[str, object] = field(default_factory=dict)
 
     def session(self, now: float) -> None:
         """A request is sent to it at loop time ``now`` (after ``requests += 1``)."""
@@ -154,7 +209,7 @@ class ServerStats:
     @property
     def is_up(self) -> bool:
         # HAProxy's status text starts with the state: "UP 1/3", "DOWN 0/2", "no check".
-        return self.status.split(" ", 1)[0] not in _DOWN_STATES
+        return self.status.split(" ", 1)[0] not in _NOT_UP_STATES
 
 
 @dataclass(slots=True, eq=False)
@@ -179,6 +234,7 @@ class BackendStats:
     total_time: QueueTime = field(default_factory=QueueTime)
     rate: Rate = field(default_factory=Rate)
     last_session: int = 0
+    clock: StateClock = field(default_factory=lambda: StateClock(0))
 
     def session(self, now: float) -> None:
         """A request is routed to it at loop time ``now`` (after ``requests += 1``)."""
@@ -330,6 +386,7 @@ class StatsRegistry:
                 names.append(name)
         by_name: dict[str, ProxyStats] = {}
         registry = cls()
+        started = int(time.monotonic())  # every state's last change, until one comes
         for iid, name in enumerate(names, start=1):
             proxy = ProxyStats(name=name, iid=iid, mode="http")
             by_name[name] = proxy
@@ -345,10 +402,17 @@ class StatsRegistry:
             proxy.mode = getattr(be, "mode", None) or proxy.mode
             servers = [
                 ServerStats(s.name, sid, s.weight, bool(s.backup),
-                            maxqueue=getattr(s, "maxqueue", 0))
+                            maxqueue=getattr(s, "maxqueue", 0),
+                            checked=bool(getattr(s, "check", False)),
+                            clock=StateClock(started, phase=MAINT if getattr(
+                                s, "disabled", False) else RUNNING))
                 for sid, s in enumerate(be.servers, start=1)
             ]
-            proxy.backend = BackendStats(be.name, servers)
+            # Servers that start disabled are not a change of state, nor is a
+            # backend that has only those.
+            down = bool(servers) and all(s.clock.phase == MAINT for s in servers)
+            proxy.backend = BackendStats(be.name, servers, clock=StateClock(
+                started, phase=STOPPED if down else RUNNING))
         # A name used only in ``order`` is not a proxy.
         registry.proxies = [p for p in registry.proxies if p.frontend or p.backend]
         for iid, proxy in enumerate(registry.proxies, start=1):

@@ -8,7 +8,7 @@ column where they expect it. One table of columns: ``frontend_fields``,
 ``server_fields`` and ``backend_fields`` give a row by CSV column, for the CSV
 (and so the runtime API's `show stat`) and the HTML alike. Columns of features
 pyxlb does not have read 0, as HAProxy's do where they are unused; columns pyxlb
-does not measure yet (check history) stay empty. Rates and lastsess are read as
+does not measure yet stay empty. Rates and lastsess are read as
 of the registry's ``now`` (set when the figures are taken), not a clock here.
 """
 
@@ -163,6 +163,9 @@ def server_fields(proxy: ProxyStats, srv: ServerStats, now: float = 0.0) -> dict
         "connect": srv.connects, "reuse": srv.reuses, "scur": srv.current,
         "smax": srv.peak,
         **_queue_cells(srv.queue, srv.queue_time, srv.requests, srv.maxqueue or ""),
+        "lastchg": srv.clock.lastchg(int(now)),
+        **({"downtime": srv.clock.downtime(int(now))} if srv.checked else {}),
+        **srv.check_cells,
     }
 
 
@@ -182,6 +185,8 @@ def backend_fields(proxy: ProxyStats, be: BackendStats, now: float = 0.0) -> dic
         "econ": be.connect_errors, "connect": sum(s.connects for s in be.servers),
         "reuse": sum(s.reuses for s in be.servers),
         **_queue_cells(be.queue, be.queue_time, be.requests),
+        "chkdown": be.clock.down_transitions, "lastchg": be.clock.lastchg(int(now)),
+        **({"downtime": be.clock.downtime(int(now))} if be.servers else {}),
     }
 
 
@@ -211,6 +216,7 @@ tr.active_no_check, tr.backup_no_check { background: #e0e0e0; }
 tr.active_up { background: #c0ffc0; }
 tr.backup_up { background: #b0d0ff; }
 tr.active_down, tr.backup_down { background: #ff9090; }
+tr.active_draining, tr.backup_draining { background: #20a0ff; }
 td.name, td.ac { text-align: left; }
 """
 
@@ -224,7 +230,9 @@ _HTML_COLUMNS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Denied", (("Req", "dreq"), ("Resp", "dresp"))),
     ("Errors", (("Req", "ereq"), ("Conn", "econ"), ("Resp", "eresp"))),
     ("Warnings", (("Retr", "wretr"), ("Redis", "wredis"))),
-    ("Server", (("Status", "status"), ("Wght", "weight"), ("Act", "act"), ("Bck", "bck"))),
+    ("Server", (("Status", "status"), ("LastChk", "last_chk"), ("Wght", "weight"),
+                ("Act", "act"), ("Bck", "bck"), ("Chk", "chkfail"), ("Dwn", "chkdown"),
+                ("Dwntme", "downtime"))),
 )
 _HTML_FIELDS = tuple(field for _, cols in _HTML_COLUMNS for _, field in cols)
 
@@ -235,6 +243,36 @@ _TABLE_HEAD = (
     + "".join(f"<th>{label}</th>" for _, cols in _HTML_COLUMNS for label, _ in cols)
     + "</tr>\n"
 )
+
+
+def human_time(seconds: int) -> str:
+    """HAProxy's human_time (tools.c): at most two units, `0s` for none, e.g.
+    `5s`, `1m5s`, `2h3m`, `1d2h`, `2d5s`."""
+    out, left = "", 2
+    if seconds >= 86400:
+        out, left = f"{seconds // 86400}d", 1
+    for unit, value in (("h", seconds % 86400 // 3600), ("m", seconds % 3600 // 60)):
+        if left and value:
+            out, left = f"{out}{value}{unit}", left - 1
+    if (left and seconds % 60) or not seconds:
+        out += f"{seconds % 60}s"
+    return out
+
+
+def _html_health(fields: dict[str, object]) -> dict[str, object]:
+    """The Server group's cells as HAProxy's page writes them: the status after
+    the time since its last change (`5s UP`), the last check as `L7OK/200 in 1ms`,
+    the downtime as a human time."""
+    shown = {"status": f"{human_time(int(fields['lastchg']))} {fields['status']}"}
+    if "check_status" in fields:
+        code = f"/{fields['check_code']}" if "check_code" in fields else ""
+        took = (f" in {fields['check_duration']}ms" if "check_duration" in fields else "")
+        shown["last_chk"] = f"{fields['check_status']}{code}{took}"
+    else:
+        shown["last_chk"] = ""
+    if "downtime" in fields:
+        shown["downtime"] = human_time(int(fields["downtime"]))
+    return {**fields, **shown}
 
 
 def _html_row(css: str, name: str, fields: dict[str, object], checkbox: str = "") -> str:
@@ -249,6 +287,8 @@ def _server_css(backup: bool, status: str, up: bool) -> str:
     side = "backup" if backup else "active"
     if status == "no check":
         return f"{side}_no_check"
+    if status.startswith("DRAIN"):
+        return f"{side}_draining"
     return f"{side}_up" if up else f"{side}_down"
 
 
@@ -260,22 +300,25 @@ _ADMIN_ACTIONS = (
 )
 
 
-def _html_table(proxy: ProxyStats, admin: bool = False) -> str:
-    """`admin`: a checkbox per server and HAProxy's action form (`stats admin`)."""
+def _html_table(proxy: ProxyStats, admin: bool = False, now: float = 0.0) -> str:
+    """`admin`: a checkbox per server and HAProxy's action form (`stats admin`);
+    figures as of `now` (StatsRegistry.now)."""
     rows = []
     if proxy.frontend is not None:
-        rows.append(_html_row("frontend", "Frontend", frontend_fields(proxy, proxy.frontend)))
+        rows.append(_html_row("frontend", "Frontend",
+                              frontend_fields(proxy, proxy.frontend, now)))
     if proxy.backend is not None:
         be = proxy.backend
         for s in be.servers:
             checkbox = (f"<input class='{escape(proxy.name)}-checkbox' type=\"checkbox\" "
                         f"name=\"s\" value=\"{escape(s.name)}\"> " if admin else "")
             # HAProxy marks a server active or backup with Y and -.
-            fields = {**server_fields(proxy, s), "act": "-" if s.backup else "Y",
-                      "bck": "Y" if s.backup else "-"}
+            fields = {**_html_health(server_fields(proxy, s, now)),
+                      "act": "-" if s.backup else "Y", "bck": "Y" if s.backup else "-"}
             rows.append(_html_row(_server_css(s.backup, s.status, s.is_up), s.name, fields,
                                   checkbox))
-        rows.append(_html_row("backend", "Backend", backend_fields(proxy, be)))
+        rows.append(_html_row("backend", "Backend",
+                              _html_health(backend_fields(proxy, be, now))))
     name = escape(proxy.name)
     table = (
         f"<table class=\"tbl\">\n<tr><th class=\"pxname\" colspan={len(_HTML_FIELDS) + 1}>"
@@ -315,7 +358,7 @@ def render_html(registry: StatsRegistry, csv_uri: str | None = None, *,
         css, text = ADMIN_MESSAGES[message]
         link += (f"<p><div class={css}><a class=lfsb href=\"{escape(home)}\" "
                  f"title=\"Remove this message\">[X]</a> {text}</div>\n")
-    tables = "".join(_html_table(p, admin) for p in registry.proxies)
+    tables = "".join(_html_table(p, admin, registry.now) for p in registry.proxies)
     title = "pyxlb" if hide_version else f"pyxlb version {escape(_VERSION)}"
     return (
         "<!DOCTYPE html>\n<html><head><title>Statistics Report for pyxlb</title>\n"

@@ -33,9 +33,9 @@ from pyxlb.stats.counters import (
 )
 
 # Per slot: (attribute, combined by max) in list order. Attributes not listed
-# are the config's (names, weights, limits) or the daemon's (status), the
-# same in every process; tests/stats/test_stats_totals.py checks that no
-# counter is left out.
+# are the config's (names, weights, limits) or the daemon's (status, check
+# columns, and the state clocks its messages move), the same in every process;
+# tests/stats/test_stats_totals.py checks that no counter is left out.
 # A list-valued counter (`hrsp`) adds up element by element; a `Rate` is two
 # figures (its rate now, summed; its maximum, the larger), and so is a
 # `QueueTime` (its sliding sum, summed; its maximum, the larger).

@@ -3,6 +3,7 @@ carries them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ class ServerState:
     server: str
     up: bool
     status: str
+    check: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ServerStatus:
     backend: str
     server: str
     text: str
+    check: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)

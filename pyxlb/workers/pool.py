@@ -10,7 +10,7 @@ import itertools
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pyxlb.workers import messages as m
@@ -207,14 +207,16 @@ class Fanout:
         self._pool = pool
 
     def set_server_state(self, backend: str, server: str, up: bool,
-                         status: str | None = None) -> None:
-        self._upstreams.set_server_state(backend, server, up, status)
+                         status: str | None = None,
+                         check: Mapping[str, object] | None = None) -> None:
+        self._upstreams.set_server_state(backend, server, up, status, check)
         shown = status if status is not None else ("UP" if up else "DOWN")
-        self._pool.broadcast(m.ServerState(backend, server, up, shown))
+        self._pool.broadcast(m.ServerState(backend, server, up, shown, check))
 
-    def set_server_status(self, backend: str, server: str, text: str) -> None:
-        self._upstreams.set_server_status(backend, server, text)
-        self._pool.broadcast(m.ServerStatus(backend, server, text))
+    def set_server_status(self, backend: str, server: str, text: str,
+                          check: Mapping[str, object] | None = None) -> None:
+        self._upstreams.set_server_status(backend, server, text, check)
+        self._pool.broadcast(m.ServerStatus(backend, server, text, check))
 
     def set_weight(self, backend: str, server: str, weight: int) -> None:
         self._upstreams.set_weight(backend, server, weight)

@@ -103,9 +103,10 @@ class Worker:
 
         if isinstance(message, m.ServerState):
             self.upstreams.set_server_state(message.backend, message.server, message.up,
-                                            message.status)
+                                            message.status, message.check)
         elif isinstance(message, m.ServerStatus):
-            self.upstreams.set_server_status(message.backend, message.server, message.text)
+            self.upstreams.set_server_status(message.backend, message.server, message.text,
+                                             message.check)
         elif isinstance(message, m.Weight):
             try:
                 self.upstreams.set_weight(message.backend, message.server, message.weight)

@@ -27,6 +27,7 @@ from pyxlb.health.state import (
     SetMaint,
     Transition,
     apply,
+    check_cells,
     connect_timeout_ms,
     first_check_delays_ms,
     next_interval_ms,
@@ -381,3 +382,36 @@ def test_invariants(rise: int, fall: int, limit: int, on_error: str, events: str
         assert new == old
     for text in texts:
         assert text in ("UP", "DOWN", "MAINT") or text.split()[0] in ("UP", "DOWN")
+
+
+def test_check_cells_as_the_stats_show_them() -> None:
+    """stats_fill_sv_stats: values seen in HAProxy 2.6.12's CSV for the same
+    servers (tests/e2e/test_health_stats_vs_haproxy.py)."""
+    l7 = CheckParams(check=True, rise=2, fall=3)
+    _, up, _ = replay(l7, [L7OK])
+    assert check_cells(up, l7) == {
+        "chkfail": 0, "chkdown": 0, "check_status": "L7OK", "check_code": 200,
+        "check_duration": 0, "check_desc": "Layer7 check passed", "last_chk": "",
+        "check_rise": 2, "check_fall": 3, "check_health": 4}
+    _, down, _ = replay(l7, [L7STS])
+    assert check_cells(down, l7) == {
+        "chkfail": 1, "chkdown": 1, "check_status": "L7STS", "check_code": 500,
+        "check_duration": 0, "check_desc": "Layer7 wrong status", "last_chk": "Oops",
+        "check_rise": 2, "check_fall": 3, "check_health": 0}
+    # Layer 4: no code. Before any check: INI, no duration.
+    _, refused, _ = replay(l7, "F")
+    assert "check_code" not in check_cells(refused, l7)
+    assert check_cells(refused, l7)["last_chk"] == "Connection refused"
+    fresh = check_cells(HealthState.initial(l7), l7)
+    assert (fresh["check_status"], "check_duration" in fresh) == ("INI", False)
+
+
+def test_check_cells_paused_unchecked_and_observed() -> None:
+    params = CheckParams(check=True, rise=2, fall=3)
+    _, maint, _ = replay(params, "PFM")
+    # In maintenance the checks are paused: only their counters show.
+    assert check_cells(maint, params) == {"chkfail": 1, "chkdown": 1}
+    assert check_cells(HealthState.initial(CheckParams()), CheckParams()) == {}
+    observed = CheckParams(check=True, observe="layer4")
+    _, state, _ = replay(observed, "eeeeeeeeee")
+    assert check_cells(state, observed)["hanafail"] == 1

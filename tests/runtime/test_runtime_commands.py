@@ -273,3 +273,16 @@ def test_a_disabled_server_starts_in_maintenance_and_takes_nothing(proc):
     assert {balancer.pick(key=str(n).encode()).name for n in range(50)} == {"s1"}
     assert proc.ask("enable server static/s2") == "\n"
     assert proc.row("s2", "static")["status"] == "no check"
+
+
+def test_show_stat_has_the_check_columns_the_commands_move(proc):
+    proc.ask("disable server http_back/web1")
+    web1 = proc.row("web1")
+    # Paused checks show their counters only; the change just happened.
+    assert (web1["chkdown"], web1["chkfail"], web1["check_status"], web1["lastchg"]) == (
+        "1", "0", "", "0")
+    proc.ask("enable server http_back/web1")
+    web1 = proc.row("web1")
+    assert (web1["check_status"], web1["check_rise"], web1["check_fall"]) == ("INI", "2", "1")
+    web2 = proc.row("web2")  # no checks: when it changed, nothing more
+    assert (web2["lastchg"] != "", web2["chkdown"], web2["downtime"]) == (True, "", "")

@@ -181,14 +181,13 @@ HAPROXY_ROWS = {
 # idle-connection gauges, the h1 mux's wire bytes, TLS figures of servers.
 NOT_MEASURED = {
     "FRONTEND": {"slim", "h1_open_streams", "h1_bytes_in", "h1_bytes_out"},
-    "web1": {"eresp", "lastchg", "cli_abrt", "srv_abrt", "srv_icur", "idle_conn_cur",
+    "web1": {"eresp", "cli_abrt", "srv_abrt", "srv_icur", "idle_conn_cur",
              "safe_conn_cur", "used_conn_cur", "need_conn_est",
              "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake"},
-    "BACKEND": {"scur", "smax", "slim", "dreq", "eresp", "chkdown", "lastchg", "downtime",
-                "cli_abrt", "srv_abrt", "agg_server_status",
-                "agg_server_check_status", "agg_check_status", "h1_open_connections",
-                "h1_open_streams", "h1_total_connections", "h1_total_streams", "h1_bytes_in",
-                "h1_bytes_out"},
+    "BACKEND": {"scur", "smax", "slim", "dreq", "eresp", "cli_abrt", "srv_abrt",
+                "agg_server_status", "agg_server_check_status", "agg_check_status",
+                "h1_open_connections", "h1_open_streams", "h1_total_connections",
+                "h1_total_streams", "h1_bytes_in", "h1_bytes_out"},
 }
 
 
@@ -214,8 +213,11 @@ def lab_registry() -> StatsRegistry:
     web2.requests, web2.bytes_in, web2.bytes_out, web2.hrsp[2], web2.connects = (
         8, 660, 1504, 8, 8)
     web2.peak = 1
-    # All of it within one second (the rates), the last request just now.
+    # All of it within one second (the rates), the last request just now, as
+    # the proxies started (lastchg 0).
     reg.now = 100.0
+    for slot in (be, *be.servers):
+        slot.clock.last_change = 100
     for _ in range(10):
         fe.rate.hit(loop_ms(reg.now))
         fe.conn_rate.hit(loop_ms(reg.now))
