@@ -363,7 +363,7 @@ class Upstreams:
     def set_server_state(
         self, backend: str, server: str, up: bool, status: str | None = None,
         check: Mapping[str, object] | None = None,
-    ) -> None:
+    ) -> int:
         """The server may take new requests (``up``) or not (DOWN, MAINT, DRAIN).
 
         Requests already on it finish; the next pick already sees the change. The
@@ -371,23 +371,30 @@ class Upstreams:
         plain ``UP`` or ``DOWN`` without one, and ``check``'s columns when given.
         Going down closes the server's idle connections, as HAProxy does
         (srv_cleanup_connections), and with `option redispatch` balances the
-        requests in its queue again (pendconn_redistribute).
+        requests in its queue again (pendconn_redistribute). Returns how many
+        requests the change moved: given to other servers, or taken from the
+        backend's queue (the logs' "requeued").
         """
         be = self.backend(backend)
         srv = be.server(server)
         be.balancer.set_usable(srv, up)
         self.set_server_status(backend, server, status if status is not None
                                else ("UP" if up else "DOWN"), check)
+        moved = 0
         if not up:
             srv.close_idle()
             if be.queues.waiting(srv):
                 now = asyncio.get_running_loop().time()
                 for p in be.queues.redistribute(srv, now):
                     srv.stats.redispatches += 1  # it is another server's now
+                    moved += 1
                     p.owner(p, True)
         else:
+            waiting = be.queues.waiting()
             for p in be.queues.dequeue(srv):
                 _wake(p)
+            moved = waiting - be.queues.waiting()
+        return moved
 
     def set_server_status(self, backend: str, server: str, text: str,
                           check: Mapping[str, object] | None = None) -> None:
@@ -414,6 +421,13 @@ class Upstreams:
         if weight:
             for p in be.queues.dequeue(srv):
                 _wake(p)
+
+    def queue_figures(self, backend: str, server: str) -> tuple[int, int]:
+        """The server's requests now (cur_sess) and in its queue: what a change of
+        its state logs."""
+        be = self.backend(backend)
+        srv = be.server(server)
+        return srv.sessions, be.queues.waiting(srv)
 
     def served(self, backend: str, server: str) -> int:
         """Requests the server has now (its balancer's acquire/release count)."""

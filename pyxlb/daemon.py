@@ -26,7 +26,7 @@ from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.kernel_rules import KernelPlan, NotCompilable, NotServable, compile_config
 from pyxlb.l4_services import L4Services
-from pyxlb.log.format import admin_events, server_events
+from pyxlb.log.format import QueueFigures, admin_events, server_events
 from pyxlb.log.sender import LogSender
 
 if TYPE_CHECKING:
@@ -51,7 +51,8 @@ def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
     def on_change(target, old, new, report) -> None:
         name = target.server.name
         up = new is ServerState.UP
-        admin().apply(target.backend, name)
+        moved = admin().apply(target.backend, name)
+        figures = admin().figures(target.backend, name, moved)
         reason = f", {report.describe()}" if report is not None else ""
         print(f"pyxlb: Server {target.backend}/{name} is {new.value}{reason}", flush=True)
         backend = config.backends[target.backend]
@@ -60,13 +61,13 @@ def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
         if ServerState.MAINT in (old, new):
             # The runtime API's maintenance, logged as HAProxy logs it.
             log_admin_change(sender, config, admin(), target.backend, name,
-                             "maint" if new is ServerState.MAINT else "maint_left")
+                             "maint" if new is ServerState.MAINT else "maint_left", figures)
             return
         events = server_events(
             backend.name, name, up=up, backup=target.server.backup,
             reason=report.describe() if report is not None else "reason: Maintenance",
             states=[(s.backup, server_up(monitor)(backend.name, s.name))
-                    for s in backend.servers])
+                    for s in backend.servers], figures=figures)
         for level, message in events:
             sender.emit(backend.logs, level, message)
 
@@ -78,7 +79,7 @@ def health_monitor(config: Config, admin: Callable[[], ServerAdmin],
 
 
 def log_admin_change(sender: LogSender, config: Config, admin: ServerAdmin, backend: str,
-                     server: str, change: str) -> None:
+                     server: str, change: str, figures: QueueFigures) -> None:
     """Logs a runtime-API change of `backend/server` (format.ADMIN_CHANGES)."""
     be = config.backends[backend]
     if not be.logs:
@@ -87,7 +88,8 @@ def log_admin_change(sender: LogSender, config: Config, admin: ServerAdmin, back
         backend, server, change=change,
         backup=next(s.backup for s in be.servers if s.name == server),
         drained=(backend, server) in admin.drained,
-        states=[(s.backup, admin.usable(backend, s.name)) for s in be.servers])
+        states=[(s.backup, admin.usable(backend, s.name)) for s in be.servers],
+        figures=figures)
     for level, message in events:
         sender.emit(be.logs, level, message)
 
@@ -151,8 +153,9 @@ async def serve(config: Config, instance: Instance, state: dict) -> None:
     upstreams = Upstreams(config.backends, stats, observer=monitor.observe)
     admin = ServerAdmin(
         config, monitor, upstreams, l4,
-        on_drain=lambda backend, server, drained: log_admin_change(
-            sender, config, admin, backend, server, "drain" if drained else "drain_left"))
+        on_drain=lambda backend, server, drained, figures: log_admin_change(
+            sender, config, admin, backend, server, "drain" if drained else "drain_left",
+            figures))
     stats.control = admin.set_state  # `stats admin` forms
     workers = layer7_workers(config, instance, admin, monitor, stats)
     servers = []

@@ -182,35 +182,60 @@ def _server_label(backup: bool) -> str:
     return "Backup Server" if backup else "Server"
 
 
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """What srv_append_status (server.c) counts after a server's change: its
+    sessions now (cur_sess), the requests the change moved (xferred: given to
+    other servers when it stops, taken from the backend's queue when it starts)
+    and the requests in its own queue."""
+
+    sessions: int = 0
+    moved: int = 0
+    queued: int = 0
+
+
+NO_FIGURES = QueueFigures()
+
+
+def _on_backup(active: int, backups: int) -> str:
+    return " Running on backup." if backups and not active else ""
+
+
+def _servers_left(active: int, backups: int, figures: QueueFigures) -> str:
+    return (f"{active} active and {backups} backup servers left.{_on_backup(active, backups)} "
+            f"{figures.sessions} sessions active, {figures.moved} requeued, "
+            f"{figures.queued} remaining in queue.")
+
+
+def _servers_online(active: int, backups: int, figures: QueueFigures) -> str:
+    return (f"{active} active and {backups} backup servers online."
+            f"{_on_backup(active, backups)} {figures.moved} sessions requeued, "
+            f"{figures.queued} total in queue.")
+
+
 def server_down_message(backend: str, server: str, *, backup: bool, reason: str,
-                        active_left: int, backup_left: int, sessions_active: int = 0,
-                        requeued: int = 0, queue_left: int = 0) -> str:
+                        active_left: int, backup_left: int,
+                        figures: QueueFigures = NO_FIGURES) -> str:
     """`Server be/a is DOWN, reason: ...` (srv_update_status). `reason` is what
     `CheckReport.describe()` gives; the counts are taken after the change."""
     return (f"{_server_label(backup)} {backend}/{server} is DOWN, {reason}. "
-            f"{active_left} active and {backup_left} backup servers left. "
-            f"{sessions_active} sessions active, {requeued} requeued, "
-            f"{queue_left} remaining in queue.")
+            + _servers_left(active_left, backup_left, figures))
 
 
 def server_up_message(backend: str, server: str, *, backup: bool, reason: str,
-                      active_online: int, backup_online: int, requeued: int = 0,
-                      queue_total: int = 0) -> str:
+                      active_online: int, backup_online: int,
+                      figures: QueueFigures = NO_FIGURES) -> str:
     """`Server be/a is UP, reason: ...`; the counts include this server."""
     return (f"{_server_label(backup)} {backend}/{server} is UP, {reason}. "
-            f"{active_online} active and {backup_online} backup servers online. "
-            f"{requeued} sessions requeued, {queue_total} total in queue.")
+            + _servers_online(active_online, backup_online, figures))
 
 
 def maint_down_message(backend: str, server: str, *, backup: bool, active_left: int,
-                       backup_left: int, sessions_active: int = 0, requeued: int = 0,
-                       queue_left: int = 0) -> str:
+                       backup_left: int, figures: QueueFigures = NO_FIGURES) -> str:
     """`Server be/a is going DOWN for maintenance.` (srv_update_status, entering
     maintenance from the runtime API); the counts are taken after the change."""
     return (f"{_server_label(backup)} {backend}/{server} is going DOWN for maintenance. "
-            f"{active_left} active and {backup_left} backup servers left. "
-            f"{sessions_active} sessions active, {requeued} requeued, "
-            f"{queue_left} remaining in queue.")
+            + _servers_left(active_left, backup_left, figures))
 
 
 def maint_left_message(backend: str, server: str, *, backup: bool, drained: bool) -> str:
@@ -220,12 +245,11 @@ def maint_left_message(backend: str, server: str, *, backup: bool, drained: bool
 
 
 def drain_message(backend: str, server: str, *, backup: bool, active_online: int,
-                  backup_online: int, requeued: int = 0, queue_total: int = 0) -> str:
+                  backup_online: int, figures: QueueFigures = NO_FIGURES) -> str:
     """`Server be/a enters drain state.`; the counts are taken after the change
     (the drained server no longer counts as online)."""
     return (f"{_server_label(backup)} {backend}/{server} enters drain state. "
-            f"{active_online} active and {backup_online} backup servers online. "
-            f"{requeued} sessions requeued, {queue_total} total in queue.")
+            + _servers_online(active_online, backup_online, figures))
 
 
 def drain_left_message(backend: str, server: str, *, backup: bool) -> str:
@@ -248,20 +272,21 @@ NO_SERVER_LEVEL = "emerg"
 
 
 def server_events(backend: str, server: str, *, up: bool, backup: bool, reason: str,
-                  states: Iterable[tuple[bool, bool]]) -> list[tuple[str, str]]:
+                  states: Iterable[tuple[bool, bool]],
+                  figures: QueueFigures = NO_FIGURES) -> list[tuple[str, str]]:
     """(level, message) pairs HAProxy logs when `server` of `backend` changes
     state. `states` has (is_backup, is_up) for every server of the backend,
-    taken after the change."""
+    taken after the change, as `figures` are."""
     states = list(states)
     active = sum(1 for is_backup, is_up in states if is_up and not is_backup)
     backups = sum(1 for is_backup, is_up in states if is_up and is_backup)
     if up:
         return [(SERVER_UP_LEVEL, server_up_message(
             backend, server, backup=backup, reason=reason, active_online=active,
-            backup_online=backups))]
+            backup_online=backups, figures=figures))]
     events = [(server_down_level(False), server_down_message(
         backend, server, backup=backup, reason=reason, active_left=active,
-        backup_left=backups))]
+        backup_left=backups, figures=figures))]
     if not active and not backups:
         events.append((NO_SERVER_LEVEL, no_server_message(backend)))
     return events
@@ -271,11 +296,12 @@ ADMIN_CHANGES = ("maint", "maint_left", "drain", "drain_left")
 
 
 def admin_events(backend: str, server: str, *, change: str, backup: bool, drained: bool,
-                 states: Iterable[tuple[bool, bool]]) -> list[tuple[str, str]]:
+                 states: Iterable[tuple[bool, bool]],
+                 figures: QueueFigures = NO_FIGURES) -> list[tuple[str, str]]:
     """(level, message) pairs HAProxy 2.6 logs when the runtime API moves `server`
     into or out of maintenance or drain (`change`, one of ADMIN_CHANGES).
     `states` has (is_backup, is_usable) for every server, taken after the
-    change; `drained`: the server stays drained after leaving maintenance."""
+    change as `figures` are; `drained`: the server stays drained after leaving maintenance."""
     states = list(states)
     active = sum(1 for is_backup, usable in states if usable and not is_backup)
     backups = sum(1 for is_backup, usable in states if usable and is_backup)
@@ -286,10 +312,12 @@ def admin_events(backend: str, server: str, *, change: str, backup: bool, draine
         return [(SERVER_UP_LEVEL, drain_left_message(backend, server, backup=backup))]
     if change == "maint":
         events = [(server_down_level(False), maint_down_message(
-            backend, server, backup=backup, active_left=active, backup_left=backups))]
+            backend, server, backup=backup, active_left=active, backup_left=backups,
+            figures=figures))]
     elif change == "drain":
         events = [(SERVER_UP_LEVEL, drain_message(
-            backend, server, backup=backup, active_online=active, backup_online=backups))]
+            backend, server, backup=backup, active_online=active, backup_online=backups,
+            figures=figures))]
     else:
         raise ValueError(f"unknown change {change!r}")
     if not active and not backups:

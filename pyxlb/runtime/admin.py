@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyxlb.health.state import ServerState, check_cells
+from pyxlb.log.format import QueueFigures
 from pyxlb.runtime.commands import CommandError
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 class ServerAdmin:
     def __init__(self, config: Config, monitor: HealthMonitor, upstreams: Upstreams,
                  l4: L4Services | None = None,
-                 on_drain: Callable[[str, str, bool], None] | None = None) -> None:
-        """`on_drain(backend, server, drained)`: a server entered or left drain."""
+                 on_drain: Callable[[str, str, bool, QueueFigures], None] | None = None
+                 ) -> None:
+        """`on_drain(backend, server, drained, figures)`: a server entered or left
+        drain (figures taken after the change)."""
         self.monitor = monitor
         self.on_drain = on_drain
         self.upstreams = upstreams
@@ -67,13 +70,21 @@ class ServerAdmin:
         return check_cells(self.monitor.state(backend, server),
                            self.monitor.params(backend, server))
 
-    def apply(self, backend: str, server: str) -> None:
-        """Tells both tiers what `backend/server` may take now."""
-        self.upstreams.set_server_state(backend, server, self.usable(backend, server),
-                                        self.status(backend, server),
-                                        self.check_cells(backend, server))
+    def apply(self, backend: str, server: str) -> int:
+        """Tells both tiers what `backend/server` may take now; returns how many
+        queued requests that moved (Upstreams.set_server_state)."""
+        moved = self.upstreams.set_server_state(
+            backend, server, self.usable(backend, server), self.status(backend, server),
+            self.check_cells(backend, server))
         if self.l4 is not None and backend in self.l4.backends:
             self.l4.update(self.usable, self.weight)
+        return moved
+
+    def figures(self, backend: str, server: str, moved: int) -> QueueFigures:
+        """What the log of a change counts: the server's sessions and queue now
+        (this process's: with workers, each has its own), and `moved`."""
+        sessions, queued = self.upstreams.queue_figures(backend, server)
+        return QueueFigures(sessions, moved, queued)
 
     def show_status(self, backend: str, server: str) -> None:
         """A check ended or traffic was observed without a change of state."""
@@ -84,6 +95,7 @@ class ServerAdmin:
 
     def set_state(self, backend: str, server: str, state: str) -> None:
         key = (backend, server)
+        drain_moved = False
         if state in ("ready", "drain"):
             was_drained = key in self.drained
             if state == "drain":
@@ -91,15 +103,17 @@ class ServerAdmin:
             else:
                 self.drained.discard(key)
             self.monitor.set_maint(backend, server, False)
-            if self.on_drain is not None and was_drained != (state == "drain"):
-                self.on_drain(backend, server, state == "drain")
+            drain_moved = was_drained != (state == "drain")
         elif state == "maint":
             self.monitor.set_maint(backend, server, True)
         elif state == "enable":
             self.monitor.set_maint(backend, server, False)
         else:
             raise ValueError(f"unknown server state {state!r}")
-        self.apply(backend, server)
+        moved = self.apply(backend, server)
+        if drain_moved and self.on_drain is not None:
+            self.on_drain(backend, server, state == "drain",
+                          self.figures(backend, server, moved))
 
     def set_weight(self, backend: str, server: str, weight: int) -> None:
         try:

@@ -208,10 +208,12 @@ class Fanout:
 
     def set_server_state(self, backend: str, server: str, up: bool,
                          status: str | None = None,
-                         check: Mapping[str, object] | None = None) -> None:
-        self._upstreams.set_server_state(backend, server, up, status, check)
+                         check: Mapping[str, object] | None = None) -> int:
+        """The requests moved are the daemon's own (each worker moves its own)."""
+        moved = self._upstreams.set_server_state(backend, server, up, status, check)
         shown = status if status is not None else ("UP" if up else "DOWN")
         self._pool.broadcast(m.ServerState(backend, server, up, shown, check))
+        return moved
 
     def set_server_status(self, backend: str, server: str, text: str,
                           check: Mapping[str, object] | None = None) -> None:

@@ -10,6 +10,7 @@ from pyxlb.health.state import CheckReport, CheckStatus
 from pyxlb.log.format import (
     NO_SERVER_LEVEL,
     SERVER_UP_LEVEL,
+    QueueFigures,
     SessionRecord,
     admin_events,
     encode_request_line,
@@ -244,9 +245,11 @@ def test_server_events_count_what_is_left_and_say_when_nothing_is():
                          reason="reason: Layer4 connection problem, info: \"Connection "
                          "refused\", check duration: 0ms",
                          states=[(False, False), (True, True)])
+    # Only backups left: HAProxy says so (srv_append_status).
     assert down == [("alert", 'Server be/a is DOWN, reason: Layer4 connection problem, info: '
                      '"Connection refused", check duration: 0ms. 0 active and 1 backup '
-                     'servers left. 0 sessions active, 0 requeued, 0 remaining in queue.')]
+                     'servers left. Running on backup. 0 sessions active, 0 requeued, '
+                     '0 remaining in queue.')]
     last = server_events("be", "c", up=False, backup=True, reason="reason: x",
                          states=[(False, False), (True, False)])
     assert [level for level, _ in last] == ["alert", "emerg"]
@@ -283,6 +286,20 @@ def test_runtime_api_changes_log_as_haproxy_2_6_logs_them():
         ("notice", "Server be/web1 is UP (leaving forced drain).")]
     last = events("maint", [(False, False)])
     assert last[1] == (NO_SERVER_LEVEL, "backend be has no server available!")
+    # Captured with a backup beside web1; then the counts as srv_append_status writes them.
+    assert events("maint", [(False, False), (True, True)]) == [("alert", (
+        "Server be/web1 is going DOWN for maintenance. 0 active and 1 backup servers left. "
+        "Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue."))]
+    assert admin_events("be", "web1", change="drain", backup=False, drained=True,
+                        states=[(False, False), (True, True)],
+                        figures=QueueFigures(sessions=1, moved=2, queued=0)) == [("notice", (
+        "Server be/web1 enters drain state. 0 active and 1 backup servers online. Running on "
+        "backup. 2 sessions requeued, 0 total in queue."))]
+    assert admin_events("be", "web1", change="maint", backup=False, drained=False,
+                        states=[(False, False), (False, True)],
+                        figures=QueueFigures(sessions=1, moved=1, queued=0))[0][1].endswith(
+        "1 active and 0 backup servers left. 1 sessions active, 1 requeued, "
+        "0 remaining in queue.")
     with pytest.raises(ValueError):
         events("sleep", both_up)
 
