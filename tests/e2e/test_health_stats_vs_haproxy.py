@@ -6,9 +6,10 @@ come at the same moments (maintenance, drain out of it, ready), and after each
 the check columns, statuses and weights must be HAProxy's.
 
 Times are whole seconds counted from each balancer's own start and changes, so
-lastchg and downtime may read one apart by rounding (and one more where the
-start counts: pyxlb's takes longer); the waits are long enough that a period
-counted or not counted (maintenance never is, drain is) moves them by more.
+lastchg and downtime may read one apart by rounding, one more where the start
+counts (pyxlb's takes longer) and one more for a slow step on a busy machine;
+the waits are long enough that a period counted or not counted (maintenance
+never is, drain is) moves them by more.
 check_duration is only compared as filled or not.
 """
 
@@ -64,8 +65,9 @@ COLUMNS = ("status", "act", "bck", "weight", "chkfail", "chkdown", "check_status
 SECONDS = ("lastchg", "downtime")
 
 # (seconds to wait first, the command then, if any); a snapshot after each.
-STEPS = [(1.6, None), (0, "disable server l4/ok"), (4, "set server l4/ok state drain"),
-         (3, "set server l4/ok state ready"), (1, None)]
+STEPS = [(1.6, None), (0, "disable server l4/ok"), (5, "set server l4/ok state drain"),
+         (4, "set server l4/ok state ready"), (1, None)]
+SLACK_S = 3
 
 
 def snapshot(lab: Lab) -> dict[str, dict[str, str]]:
@@ -109,9 +111,9 @@ def test_check_columns_and_state_times_as_haproxy(lab: Lab, tmp_path: Path):
             for column in SECONDS:
                 assert bool(ours[key][column]) == bool(row[column]), (where, column)
                 if row[column]:
-                    assert abs(int(ours[key][column]) - int(row[column])) <= 2, (
+                    assert abs(int(ours[key][column]) - int(row[column])) <= SLACK_S, (
                         where, column, ours[key][column], row[column])
-    # The quirks themselves, in HAProxy's figures: 4 s of maintenance are not
-    # downtime once left; the 3 s of drain after it are.
+    # The quirks themselves, in HAProxy's figures: 5 s of maintenance are not
+    # downtime once left; the 4 s of drain after it are.
     assert int(seen["haproxy"][2]["l4/ok"]["downtime"]) == 0
-    assert 2 <= int(seen["haproxy"][3]["l4/ok"]["downtime"]) <= 4
+    assert 3 <= int(seen["haproxy"][3]["l4/ok"]["downtime"]) <= 5
