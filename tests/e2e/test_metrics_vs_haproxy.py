@@ -1,0 +1,120 @@
+"""The Prometheus exporter, side by side: the real HAProxy 2.6 (its built-in
+exporter, `http-request use-service prometheus-exporter`) and `pyxlb up` (its
+`/metrics` on the stats listener) in the lab's balancer, on the same proxies
+and traffic. pyxlb's frontend, backend and server metrics must be HAProxy's,
+HELP, TYPE and label sets in the same order, but for those it leaves out
+(NOT_MEASURED). Values are not compared: times, rates and ages depend on when
+each ran; tests/stats/test_stats_prometheus.py compares them to HAProxy's lines.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from side_by_side import BALANCERS, running
+
+from pyxlb.lab.lab import Lab
+
+CONFIG = """\
+global
+    nbthread 1
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    timeout queue 2s
+
+frontend http_front
+    bind *:{web}
+    maxconn 100
+    http-request deny if {{ path /deny }}
+    default_backend http_back
+
+backend http_back
+    balance roundrobin
+    option httpchk GET /status
+    server web1 {web1}:80 check inter 300ms maxconn 10 maxqueue 5
+    server web2 {web2}:80 maxconn 10
+    server backup1 {web2}:80 check inter 300ms backup
+
+backend l4
+    server ok {web1}:80 check inter 300ms
+
+listen stats
+    bind *:{stats}
+{service}    stats enable
+    stats uri /
+"""
+# pyxlb serves /metrics on a stats listener without servers by itself.
+SERVICE = "    http-request use-service prometheus-exporter if { path /metrics }\n"
+
+# HAProxy's metrics pyxlb leaves out: its stats CSV leaves their columns empty.
+NOT_MEASURED = frozenset({
+    # a backend's own sessions, fullconn and denials (pyxlb counts sessions on
+    # the frontend and the servers, denials on the frontend)
+    "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
+    "backend_requests_denied_total",
+    # invalid responses (eresp), client and server aborts (cli_abrt, srv_abrt)
+    "backend_response_errors_total", "server_response_errors_total",
+    "backend_client_aborts_total", "backend_server_aborts_total",
+    "server_client_aborts_total", "server_server_aborts_total",
+    # the backends' aggregated server and check states (agg_* columns)
+    "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
+    # a server's maxconn (slim) and its idle connection pools (srv_icur,
+    # src_ilim, idle/safe/used_conn_cur, need_conn_est)
+    "server_limit_sessions", "server_idle_connections_current",
+    "server_idle_connections_limit", "server_unsafe_idle_connections_current",
+    "server_safe_idle_connections_current", "server_used_connections_current",
+    "server_need_connections_current",
+})
+_OURS = re.compile(r"(# (HELP|TYPE) )?haproxy_(frontend|backend|server)_(\w+)")
+# Checked servers, whose check_duration shows once their first check is over.
+CHECKED = ('proxy="http_back",server="web1"', 'proxy="http_back",server="backup1"',
+           'proxy="l4",server="ok"')
+
+
+def shape(text: str) -> list[str]:
+    """The HELP and TYPE lines and each sample's name and labels, in order, of
+    the frontend, backend and server metrics measured by pyxlb."""
+    lines = []
+    for line in text.splitlines():
+        found = _OURS.match(line)
+        if found is None:
+            continue
+        if f"{found[3]}_{found[4]}" not in NOT_MEASURED:
+            lines.append(line if line.startswith("#") else line.rpartition(" ")[0])
+    return lines
+
+
+def metrics(lab: Lab, port: int) -> str:
+    """/metrics, once every checked server has finished a check."""
+    url = f"http://{lab.topo.addr('lb')}:{port}/metrics"
+    for _ in range(50):
+        text = lab.run("client", ["curl", "-s", "-m", "5", url]).stdout
+        if all(f"haproxy_server_check_duration_seconds{{{s}}}" in text for s in CHECKED):
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"no check ended on the servers: {text[-2000:]}")
+
+
+def test_the_metrics_are_haproxys_but_the_unmeasured(lab: Lab, tmp_path: Path):
+    seen = {}
+    for who, web, stats in zip(BALANCERS, (8083, 8084), (8483, 8484), strict=True):
+        config = tmp_path / f"{who}.cfg"
+        config.write_text(CONFIG.format(
+            web=web, stats=stats, web1=lab.topo.addr("web1"), web2=lab.topo.addr("web2"),
+            service=SERVICE if who == "haproxy" else ""))
+        with running(lab, who, config, [web, stats]):
+            base = f"http://{lab.topo.addr('lb')}:{web}"
+            for path in ("/", "/", "/", "/nope", "/deny"):
+                lab.run("client", ["curl", "-s", "-o", "/dev/null", "-m", "5", base + path])
+            seen[who] = metrics(lab, stats)
+    theirs, ours = shape(seen["haproxy"]), shape(seen["pyxlb"])
+    assert len(theirs) > 500  # every metric of every object, not an empty answer
+    assert ours == theirs
+    # And pyxlb writes nothing of HAProxy's that it does not measure.
+    assert not any(f"haproxy_{name}" in seen["pyxlb"] for name in NOT_MEASURED)
