@@ -62,6 +62,8 @@ PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, block_list,
           PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
 PYXLB_MAP("lpm_trie", struct lpm_key, struct cidr_rule, allow_list,
           PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
+PYXLB_MAP("lpm_trie", struct lpm_key, struct src_rule, src_rules,
+          PYXLB_CIDR_LIST_MAX, BPF_F_NO_PREALLOC);
 /* Which SYNs are counted: the tracked frontends' ports, and their addresses
  * where they do not bind every address. */
 PYXLB_MAP("array", __u32, struct port_info, ports, 65536, 0);

@@ -1,9 +1,11 @@
-/* pyxlb's packet hook: parses each packet, drops block-listed sources, counts
- * TCP connection attempts to the tracked frontends per source (HAProxy's
- * stick-table counters) and drops those a reject rule matches; forwards the
- * packets of layer-4 services with full NAT (new flows to a server picked by
- * Maglev, known ones as conntrack says, servers' replies back to their
- * clients); counts the rest per source address and passes them to the stack.
+/* pyxlb's packet hook: parses each packet, drops block-listed sources, runs
+ * the tracked frontends' `tcp-request connection` rules on the TCP
+ * connection attempts to them (src rules, counting per source in HAProxy's
+ * stick-table counters, counter rules) and answers or drops the rejected
+ * ones; forwards the packets of layer-4 services with full NAT (new flows
+ * to a server picked by Maglev, known ones as conntrack says, servers'
+ * replies back to their clients); counts the rest per source address and
+ * passes them to the stack.
  * Compiled by BCC when the daemon starts; the same function runs at XDP or,
  * built with -DPYXLB_HOOK_TC, at TC ingress (hook.h).
  *
@@ -106,33 +108,63 @@ static __always_inline struct src_track *pyxlb_track_for_write(struct src_key *s
     return src_track.lookup(src);
 }
 
-/* Whether a SYN is for a frontend whose connections the kernel tracks: its
- * port is tracked on every address, or on this one. */
-static __always_inline int pyxlb_tracked_port(const struct pyxlb_pkt *pkt,
-                                              const struct port_info *port)
+/* The number of the tracked frontend a SYN is for: the one bound to its
+ * address and port, else the one bound to its port on every address; -1:
+ * none. A port no frontend tracks costs two flag tests. */
+static __always_inline int pyxlb_tracked_frontend(const struct pyxlb_pkt *pkt,
+                                                  const struct port_info *port)
 {
     struct endpoint_key key = {};
+    struct listener *bound;
 
     if (!port)
-        return 0;
-    if (port->tcp & PYXLB_PORT_TRACKED)
-        return 1;
-    if (!(port->tcp & PYXLB_PORT_TRACKED_ADDR))
-        return 0;
-    __builtin_memcpy(key.addr, pkt->dst, sizeof(key.addr));
-    key.port = pkt->dport;
-    key.proto = IPPROTO_TCP;
-    return listeners.lookup(&key) != NULL;
+        return -1;
+    if (port->tcp & PYXLB_PORT_TRACKED_ADDR) {
+        __builtin_memcpy(key.addr, pkt->dst, sizeof(key.addr));
+        key.port = pkt->dport;
+        key.proto = IPPROTO_TCP;
+        bound = listeners.lookup(&key);
+        if (bound)
+            return bound->frontend;
+    }
+    return port->tcp & PYXLB_PORT_TRACKED ? port->tcp_frontend : -1;
+}
+
+/* What the config's src rules of `frontend` say of a source (rules.h). */
+static __always_inline int pyxlb_src_verdict(const struct src_key *src, int frontend)
+{
+    struct lpm_key key;
+
+    pyxlb_lpm_key(src, &key);
+    return pyxlb_src_rule_verdict(src_rules.lookup(&key), frontend);
 }
 
 /* What pyxlb_connection_rejected answers for a SYN a rule rejects (0: let it on). */
 #define PYXLB_REJECT_SILENTLY 1  /* `silent-drop` */
 #define PYXLB_REJECT_WITH_RST 2  /* `reject`: HAProxy's closing socket sends one RST */
 
-/* A connection attempt: counted in src_track where the config tracks at
- * `tcp-request connection`, then checked against the reject rules. Returns
- * 0, or how to reject it. Only SYNs come here, so established flows never touch
- * src_track. */
+/* A src rule decided: 0 (accepted, or the source is on the allow list), or
+ * how to reject. */
+static __always_inline int pyxlb_src_decided(const struct src_key *src, int verdict,
+                                             struct dp_counters *counters)
+{
+    verdict &= ~PYXLB_SRC_AFTER_TRACK;
+    if (verdict == PYXLB_SRC_ACCEPT) {
+        counters->src_accepted++;
+        return 0;
+    }
+    if (pyxlb_allowed(src)) {
+        counters->allowed++;
+        return 0;
+    }
+    counters->src_rejected++;
+    return verdict == PYXLB_SRC_REJECT ? PYXLB_REJECT_WITH_RST : PYXLB_REJECT_SILENTLY;
+}
+
+/* A connection attempt, checked as HAProxy runs the frontend's `tcp-request
+ * connection` rules: its src rules (one lookup), counted in src_track where
+ * the frontend tracks, then its counter rules. Returns 0, or how to reject
+ * it. Only SYNs come here, so established flows never touch src_track. */
 static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
                                                      const struct port_info *port,
                                                      __u64 now_ns,
@@ -141,27 +173,42 @@ static __always_inline int pyxlb_connection_rejected(struct pyxlb_pkt *pkt,
     __u32 zero = 0;
     struct dp_params *params = dp_params.lookup(&zero);
     struct src_track *entry;
+    int verdict = PYXLB_SRC_NONE;
+    int frontend;
     __u32 now;
     int reason;
 
-    if (!params || !(params->count_syns || pyxlb_rejects_enabled(params)))
+    if (!params || !(params->count_syns || pyxlb_rejects_enabled(params) || params->src_rules))
         return 0;
-    if (params->tracked_ports_only && !pyxlb_tracked_port(pkt, port))
+    frontend = pyxlb_tracked_frontend(pkt, port);
+    if (params->tracked_ports_only && frontend < 0)
         return 0;
+    if (params->src_rules && frontend >= 0) {
+        verdict = pyxlb_src_verdict(&pkt->src, frontend);
+        /* A rule before track-sc0 decides before anything is counted. */
+        if (verdict != PYXLB_SRC_NONE && !(verdict & PYXLB_SRC_AFTER_TRACK))
+            return pyxlb_src_decided(&pkt->src, verdict, counters);
+    }
+    if (!(params->count_syns || pyxlb_rejects_enabled(params)) ||
+        (params->track_frontend && frontend + 1 != params->track_frontend))
+        return verdict == PYXLB_SRC_NONE ? 0 : pyxlb_src_decided(&pkt->src, verdict, counters);
     /* Only now: the ms tick costs a 64-bit division. */
     now = pyxlb_now_ms(params, now_ns);
     if (params->count_syns) {
+        /* A full table counts nothing, and the rules read zeros. */
         entry = pyxlb_track_for_write(&pkt->src, now);
-        if (!entry) {
+        if (entry) {
+            pyxlb_track_connection(entry, params, now);
+            counters->conns_tracked++;
+        } else {
             counters->track_full++;
-            return 0;
         }
-        pyxlb_track_connection(entry, params, now);
-        counters->conns_tracked++;
     } else {
         /* src_* fetches on an untracked source: read, never create. */
         entry = pyxlb_track_lookup(&pkt->src, now);
     }
+    if (verdict != PYXLB_SRC_NONE)
+        return pyxlb_src_decided(&pkt->src, verdict, counters);
 
     reason = pyxlb_reject_reason(entry, params, now);
     if (reason == PYXLB_ACCEPT)

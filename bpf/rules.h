@@ -1,8 +1,10 @@
-/* Kernel-enforced `tcp-request connection reject` rules: the control plane
- * compiles conditions on what XDP can read (src_conn_rate, src_http_err_rate,
+/* Kernel-enforced `tcp-request connection` rules. The control plane compiles
+ * conditions on what XDP can read (src_conn_rate, src_http_err_rate,
  * src_get_gpc0, each `gt N`) into dp_params; a SYN whose source matches one is
- * dropped, unless the source is allowed. Checked after the SYN is counted, as
- * HAProxy tracks a connection before its reject rule reads the counters. */
+ * rejected, unless the source is allowed. Checked after the SYN is counted, as
+ * HAProxy tracks a connection before its reject rule reads the counters.
+ * `accept|reject|silent-drop if { src NETS }` are compiled into src_rules
+ * (struct src_rule), per frontend. */
 #ifndef PYXLB_RULES_H
 #define PYXLB_RULES_H
 
@@ -33,6 +35,34 @@ static __always_inline int pyxlb_reject_reason(const struct src_track *entry,
             params->http_err_rate_gt)
         return PYXLB_REJECT_HTTP_ERR_RATE;
     return PYXLB_ACCEPT;
+}
+
+/* What a src_rules entry (NULL: no match) says for a frontend's SYN:
+ * PYXLB_SRC_NONE (no src rule of the frontend matches: the others run), or
+ * the first matching rule's action, with PYXLB_SRC_AFTER_TRACK when that rule
+ * follows the frontend's track-sc0. */
+#define PYXLB_SRC_NONE 0
+#define PYXLB_SRC_ACCEPT 1
+#define PYXLB_SRC_REJECT 2
+#define PYXLB_SRC_SILENT_DROP 3
+#define PYXLB_SRC_AFTER_TRACK 4
+
+static __always_inline int pyxlb_src_rule_verdict(const struct src_rule *rule, int frontend)
+{
+    __u64 bit = 1ULL << (frontend & (PYXLB_TRACKED_FRONTENDS_MAX - 1));
+    int verdict;
+
+    if (!rule)
+        return PYXLB_SRC_NONE;
+    if (rule->accept & bit)
+        verdict = PYXLB_SRC_ACCEPT;
+    else if (rule->reject & bit)
+        verdict = PYXLB_SRC_REJECT;
+    else if (rule->silent_drop & bit)
+        verdict = PYXLB_SRC_SILENT_DROP;
+    else
+        return PYXLB_SRC_NONE;
+    return rule->after_track & bit ? verdict | PYXLB_SRC_AFTER_TRACK : verdict;
 }
 
 static __always_inline int pyxlb_rejects_enabled(const struct dp_params *params)

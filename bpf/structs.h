@@ -24,6 +24,20 @@ struct cidr_rule {
     __u64 expires_ns;    /* bpf_ktime_get_ns() deadline; 0: for good */
 };
 
+/* The config's `tcp-request connection accept|reject|silent-drop if { src
+ * NETS }` (`src_rules`, an LPM trie keyed like the lists): for the sources
+ * whose longest match is this CIDR, what the first of each tracked
+ * frontend's rules that matches them does, one bit per frontend (its
+ * number: struct port_info, struct listener). The control plane folds the
+ * rules' order into these masks, so one lookup decides. */
+struct src_rule {
+    __u64 accept;        /* accepted: no later rule of the frontend applies */
+    __u64 reject;        /* `reject`: answered with a RST */
+    __u64 silent_drop;   /* `silent-drop`: dropped */
+    __u64 after_track;   /* that rule follows the frontend's track-sc0: the SYN
+                          * is counted first */
+};
+
 /* Per-source traffic seen at the hook (per CPU; readers add the CPUs'
  * counters up and keep the latest of the last_* timestamps). */
 struct src_stats {
@@ -97,6 +111,13 @@ struct dp_params {
     /* A rejected SYN is answered with a RST (`reject`); 0: dropped
      * (`silent-drop`). */
     __u8 reject_with_rst;
+    /* `src_rules` holds the config's src rules: SYNs for a tracked frontend
+     * look their source up there; 0: the lookup is skipped. */
+    __u8 src_rules;
+    /* 1 + the number of the frontend whose track-sc0 counts SYNs and whose
+     * counter rules apply: other frontends' SYNs are neither counted nor
+     * checked against them; 0: every SYN the rules apply to. */
+    __u8 track_frontend;
 };
 
 /* What the program does with a destination port (`ports`, an array indexed
@@ -104,6 +125,8 @@ struct dp_params {
 struct port_info {
     __u8 tcp;
     __u8 udp;
+    __u8 tcp_frontend;   /* PYXLB_PORT_TRACKED: the number of the frontend that
+                          * binds the port on every address */
 };
 
 #define PYXLB_PORT_TRACKED      0x01  /* a tracked frontend binds the port on every address */
@@ -123,8 +146,11 @@ struct endpoint_key {
 
 /* A bind of a frontend whose connections the kernel tracks. */
 struct listener {
-    __u32 frontend;      /* the control plane's number for the frontend */
+    __u32 frontend;      /* its number among the tracked frontends (config order,
+                          * < PYXLB_TRACKED_FRONTENDS_MAX): its bit in src_rule */
 };
+
+#define PYXLB_TRACKED_FRONTENDS_MAX 64
 
 /* A layer-4 service (`services`, keyed by its VIP's endpoint_key). */
 struct service {
@@ -263,6 +289,8 @@ struct dp_counters {
     __u64 http_err_rate_rejected;  /* SYNs dropped: http_err_rate over its limit */
     __u64 gpc0_rejected;           /* SYNs dropped: gpc0 over its limit (the abuser flag) */
     __u64 rst_sent;      /* rejected SYNs answered with a RST instead of dropped */
+    __u64 src_accepted;  /* SYNs a config src rule accepted: no later rule applied */
+    __u64 src_rejected;  /* SYNs a config src rule rejected (RST) or silently dropped */
     __u64 l4_forwarded;  /* rewritten toward a backend */
     __u64 l4_replied;    /* a backend's reply rewritten toward its client */
     __u64 l4_new_flows;

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from pyxlb.config import Config
-from pyxlb.datapath import cidr_lists, loader, params, ports
+from pyxlb.datapath import loader, params, ports, src_rules
 from pyxlb.datapath.instance import Instance
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.kernel_rules import KernelPlan, NotCompilable, NotServable, compile_config
@@ -307,15 +307,14 @@ def apply_kernel_plan(instance: Instance, plan: KernelPlan) -> None:
     def pinned(name: str) -> BpfMap:
         return BpfMap.open_pinned(str(instance.pin_dir / name), layouts[name])
 
-    # The tracked binds before the parameters that make XDP look at them only.
+    # The tracked binds and src rules before the parameters that make XDP
+    # look at them.
     with pinned(ports.PORTS_MAP) as ports_map, pinned(ports.LISTENERS_MAP) as listeners:
         ports.write_tracked(ports_map, listeners, plan.tracked)
+    with pinned(src_rules.MAP_NAME) as rules_map:
+        src_rules.write(rules_map, src_rules.fold(plan.src_rules))
     with pinned(params.MAP_NAME) as params_map:
         params.write(params_map, plan.params)
-    for list_name, networks in (("allow", plan.allow), ("block", plan.block)):
-        with pinned(cidr_lists.MAP_NAMES[list_name]) as cidr_map:
-            for net in networks:
-                cidr_lists.add(cidr_map, net)
 
 
 def run_up(config: Config, iface: str, netns: str | None, xdp_mode: str,

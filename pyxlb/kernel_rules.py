@@ -4,18 +4,24 @@ HAProxy evaluates those rules in order, per new connection, and the first
 accept or reject is final. The kernel can do the common shapes exactly:
 
     tcp-request connection track-sc0 src              -> count SYNs per source
-    tcp-request connection accept if { src NETS }     -> allow list (before any reject)
-    tcp-request connection reject if { src NETS }     -> block list
+    tcp-request connection accept if { src NETS }     -> src_rules: accept
+    tcp-request connection reject if { src NETS }     -> src_rules: a RST
+    tcp-request connection silent-drop if { src NETS }-> src_rules: dropped
     tcp-request connection reject if { sc0_conn_rate gt N } || { src_get_gpc0 gt 0 }
-                                                      -> thresholds in dp_params
+                                                      -> thresholds in dp_params, for
+                                                         the tracking frontend's SYNs
 
-A SYN over a threshold is answered with a RST for `reject` (HAProxy closes
-the accepted socket without lingering: one RST) and dropped for
-`silent-drop`. Block-listed sources are always dropped.
+A rejected SYN is answered with a RST for `reject` (HAProxy closes the
+accepted socket without lingering: one RST) and dropped for `silent-drop`.
 
-The frontends with such rules are the tracked ones: XDP counts and checks only
-the SYNs for their binds (`tracked_ports_only`), so a SYN to any other port
-(SSH, a layer-4 service, another frontend) is never counted nor rejected.
+The frontends with such rules are the tracked ones, numbered in config order:
+XDP runs the rules only on the SYNs for their binds (`tracked_ports_only`),
+so a SYN to any other port (SSH, a layer-4 service, another frontend) is
+never counted nor rejected. The src rules are the frontend's own: an accept
+in one frontend exempts nobody from another's rejects. The rules' order is
+kept: pyxlb.datapath.src_rules folds it into one lookup per SYN, and the
+SYN is counted first where the deciding rule follows the track-sc0. The
+global block and allow lists of the CLI are another matter (every packet).
 
 Anything else raises NotCompilable naming the rule's file:line, so `pyxlb up`
 refuses it rather than enforce something else.
@@ -39,9 +45,11 @@ from pyxlb.config.fetches import counter_ref
 from pyxlb.config.model import Backend, Config, Frontend, Server, StickTable
 from pyxlb.config.rules import Accept, Reject, TcpRequestRule, TrackSc
 from pyxlb.datapath.params import DpParams
+from pyxlb.datapath.ports import TRACKED_FRONTENDS_MAX
 from pyxlb.datapath.ports import Bind as TrackedBind
 from pyxlb.datapath.services import BY_LOAD, CANDIDATES_MAX, Service, Timeouts
 from pyxlb.datapath.services import Backend as L4Backend
+from pyxlb.datapath.src_rules import SrcRule
 
 Network = IPv4Network | IPv6Network
 # Counter data the kernel compares, and the DpParams threshold for each.
@@ -61,8 +69,7 @@ class KernelPlan:
 
     params: DpParams = field(default_factory=lambda: DpParams(tracked_ports_only=True))
     table: StickTable | None = None
-    allow: list[Network] = field(default_factory=list)
-    block: list[Network] = field(default_factory=list)
+    src_rules: list[SrcRule] = field(default_factory=list)  # each frontend's in order
     tracked: list[TrackedBind] = field(default_factory=list)  # the `ports`/`listeners` binds
 
 
@@ -97,30 +104,40 @@ def _threshold(rule: TcpRequestRule, match: Match) -> tuple[str, int]:
     return THRESHOLDS[ref.data], ranges[0].low - 1
 
 
-def _tracked_binds(frontend: Frontend, number: int) -> list[TrackedBind]:
+def _tracked_binds(frontend: Frontend, number: int,
+                   taken: list[TrackedBind]) -> list[TrackedBind]:
+    first = frontend.tcp_request[0]
+    if number >= TRACKED_FRONTENDS_MAX:
+        raise NotCompilable(first, f"at most {TRACKED_FRONTENDS_MAX} frontends may have "
+                            "tcp-request connection rules")
     binds = []
     for bind in frontend.binds:
         if bind.proto != "tcp":
-            raise NotCompilable(frontend.tcp_request[0], f"bind {bind.where}: tcp-request "
+            raise NotCompilable(first, f"bind {bind.where}: tcp-request "
                                 "connection rules act on TCP connections, not on udp@ binds")
         if bind.host is not None:
             try:
                 ipaddress.ip_address(bind.host)
             except ValueError:
-                raise NotCompilable(frontend.tcp_request[0], f"bind {bind.host}:{bind.port} "
+                raise NotCompilable(first, f"bind {bind.host}:{bind.port} "
                                     f"({bind.where}) is not an IP address") from None
-        binds.append(TrackedBind(bind.host, bind.port, frontend=number))
+        tracked = TrackedBind(bind.host, bind.port, frontend=number)
+        where = None if tracked.wildcard else ipaddress.ip_address(bind.host)
+        if any(t.port == bind.port and (None if t.wildcard else ipaddress.ip_address(t.addr))
+               == where for t in taken):
+            raise NotCompilable(first, f"bind {bind.where}: another frontend with tcp-request "
+                                "connection rules binds the same address and port")
+        binds.append(tracked)
     return binds
 
 
 def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> None:
     """Adds what `frontend`'s tcp-request connection rules ask of the kernel;
-    `number` is the frontend's, as `listeners` records it."""
+    `number` is the frontend's among the tracked ones."""
     if frontend.tcp_request:
-        plan.tracked.extend(_tracked_binds(frontend, number))
+        plan.tracked.extend(_tracked_binds(frontend, number, plan.tracked))
     thresholds: dict[str, int] = {}
-    count_syns = plan.params.count_syns
-    seen_reject = silent = False
+    tracking = counter_reject = silent = False
     for rule in frontend.tcp_request:
         action = rule.action
         if isinstance(action, TrackSc):
@@ -128,35 +145,39 @@ def compile_frontend(frontend: Frontend, plan: KernelPlan, number: int = 0) -> N
                 raise NotCompilable(rule, "only an unconditional 'track-sc0 src' is compiled")
             if frontend.stick_table is None:
                 raise NotCompilable(rule, "the frontend has no stick-table of its own")
-            count_syns, plan.table = True, frontend.stick_table
+            plan.table, tracking = frontend.stick_table, True
             continue
         if rule.condition is None:
             raise NotCompilable(rule, "an unconditional accept/reject is not compiled")
         matches = _single_matches(rule, rule.condition)
         if isinstance(action, Accept):
-            if seen_reject:
-                raise NotCompilable(rule, "an accept after a reject is not compiled")
-            for match in matches:
-                plan.allow.extend(_networks(rule, match))
+            # XDP decides src rules before the counter ones.
+            if counter_reject:
+                raise NotCompilable(rule, "an accept after a counter reject is not compiled")
+            nets = tuple(net for match in matches for net in _networks(rule, match))
+            plan.src_rules.append(SrcRule(number, nets, "accept", tracking))
             continue
         assert isinstance(action, Reject)
-        if seen_reject and action.silent != silent:
-            raise NotCompilable(rule, "'reject' (a RST) and 'silent-drop' (nothing) on the "
-                                "same frontend are not compiled: use one of them")
-        seen_reject, silent = True, action.silent
+        if counter_reject and action.silent != silent:
+            raise NotCompilable(rule, "'reject' (a RST) and 'silent-drop' (nothing) after a "
+                                "counter reject are not compiled: use the same one")
+        nets = tuple(net for match in matches if match.fetch.name == "src"
+                     for net in _networks(rule, match))
+        if nets:
+            plan.src_rules.append(SrcRule(number, nets, "silent_drop" if action.silent
+                                          else "reject", tracking))
         for match in matches:
-            if match.fetch.name == "src":
-                plan.block.extend(_networks(rule, match))
-            else:
+            if match.fetch.name != "src":
                 name, value = _threshold(rule, match)
                 thresholds[name] = min(value, thresholds.get(name, value))
-    if thresholds and plan.table is None:
-        raise NotCompilable(frontend.tcp_request[-1], "counters are read but nothing "
-                            "tracks them ('tcp-request connection track-sc0 src')")
-    if plan.table is not None:
-        plan.params = DpParams.for_stick_table(plan.table, count_syns=count_syns,
-                                               tracked_ports_only=True,
-                                               reject_with_rst=seen_reject and not silent,
+                counter_reject, silent = True, action.silent
+    if thresholds and not tracking:
+        raise NotCompilable(frontend.tcp_request[-1], "counters are read but the frontend "
+                            "does not track them ('tcp-request connection track-sc0 src')")
+    if tracking:
+        plan.params = DpParams.for_stick_table(plan.table, count_syns=True,
+                                               tracked_ports_only=True, track_frontend=number,
+                                               reject_with_rst=counter_reject and not silent,
                                                **thresholds)
 
 
@@ -216,9 +237,11 @@ def compile_config(config: Config) -> KernelPlan:
     """The kernel plan for every frontend of `config` (one table per instance:
     the one tcp-request rules count connections in, or http rules requests)."""
     plan = KernelPlan()
-    for number, frontend in enumerate(config.frontends.values()):
+    number = 0
+    for frontend in config.frontends.values():
         table_before = plan.table
         compile_frontend(frontend, plan, number)
+        number += bool(frontend.tcp_request)
         if table_before is not None and plan.table is not table_before:
             raise NotCompilable(frontend.tcp_request[0], "only one frontend per instance "
                                 "may track connections in the kernel")
@@ -230,6 +253,7 @@ def compile_config(config: Config) -> KernelPlan:
                                 "instance is kept in the kernel")
         plan.table = table
         plan.params = DpParams.for_stick_table(table, tracked_ports_only=True)
+    plan.params = plan.params.replace(src_rules=bool(plan.src_rules))
     return plan
 
 

@@ -7,6 +7,7 @@ from ipaddress import ip_network
 import pytest
 
 from pyxlb.config import parse_text
+from pyxlb.datapath.src_rules import Entry, SrcRule, fold
 from pyxlb.kernel_rules import NotCompilable, NotServable, compile_config, kernel_services
 
 HEAD = """
@@ -30,7 +31,7 @@ def plan_for(rules: str):
 def test_no_rules_compile_to_nothing():
     plan = plan_for("")
     assert plan.table is None and not plan.params.count_syns
-    assert plan.allow == [] and plan.block == []
+    assert plan.src_rules == [] and not plan.params.src_rules
 
 
 def test_conn_rate_abuser_rules_become_thresholds():
@@ -54,14 +55,92 @@ def test_ge_is_gt_minus_one():
     assert plan.params.conn_rate_gt == 19
 
 
-def test_source_lists_become_allow_and_block_entries():
+def test_source_lists_become_the_frontends_src_rules_in_order():
     plan = plan_for("""
     acl trusted src 10.111.0.10 fd00::/16
     tcp-request connection accept if trusted
-    tcp-request connection reject if { src 192.0.2.0/24 }
+    tcp-request connection reject if { src 192.0.2.0/24 } || { src 10.111.0.0/16 }
+    tcp-request connection silent-drop if { src 198.51.100.0/24 }
 """)
-    assert plan.allow == [ip_network("10.111.0.10/32"), ip_network("fd00::/16")]
-    assert plan.block == [ip_network("192.0.2.0/24")]
+    assert plan.src_rules == [
+        SrcRule(0, (ip_network("10.111.0.10/32"), ip_network("fd00::/16")), "accept"),
+        SrcRule(0, (ip_network("192.0.2.0/24"), ip_network("10.111.0.0/16")), "reject"),
+        SrcRule(0, (ip_network("198.51.100.0/24"),), "silent_drop"),
+    ]
+    assert plan.params.src_rules and plan.params.tracked_ports_only
+    assert not plan.params.count_syns  # nothing tracks: nothing is counted
+    assert fold(plan.src_rules) == {
+        ip_network("10.111.0.10/32"): Entry(accept=1),
+        ip_network("fd00::/16"): Entry(accept=1),
+        ip_network("192.0.2.0/24"): Entry(reject=1),
+        ip_network("10.111.0.0/16"): Entry(reject=1),
+        ip_network("198.51.100.0/24"): Entry(silent_drop=1),
+    }
+
+
+def test_the_first_matching_rule_decides_even_when_a_later_one_is_narrower():
+    plan = plan_for("""
+    tcp-request connection reject if { src 10.0.0.0/8 }
+    tcp-request connection accept if { src 10.1.0.0/16 }
+    tcp-request connection silent-drop if { src 10.1.2.0/24 }
+""")
+    # Sources in 10.1.2.0/24 match all three: the first, a reject, wins.
+    assert fold(plan.src_rules) == {ip_network("10.0.0.0/8"): Entry(reject=1),
+                                    ip_network("10.1.0.0/16"): Entry(reject=1),
+                                    ip_network("10.1.2.0/24"): Entry(reject=1)}
+
+
+def test_each_frontend_keeps_its_own_src_rules():
+    config = parse_text(HEAD + """
+    tcp-request connection accept if { src 10.1.0.0/16 }
+    tcp-request connection reject if { src 10.0.0.0/8 }
+frontend untracked
+    bind :8000
+    default_backend be
+frontend admin
+    bind 10.0.0.2:81
+    stick-table type ip size 1k expire 10s store conn_rate(10s)
+    tcp-request connection track-sc0 src
+    tcp-request connection silent-drop if { src 10.1.0.0/16 }
+    tcp-request connection reject if { sc0_conn_rate gt 10 }
+    default_backend be
+""", "t.cfg", env={})
+    plan = compile_config(config)
+    # web's accept of 10.1/16 spares nobody admin's silent-drop, which admin
+    # runs once the SYN is counted.
+    assert fold(plan.src_rules) == {
+        ip_network("10.1.0.0/16"): Entry(accept=0b01, silent_drop=0b10, after_track=0b10),
+        ip_network("10.0.0.0/8"): Entry(reject=0b01),
+    }
+    assert plan.params.count_syns and plan.params.reject_with_rst
+    assert plan.params.src_rules and plan.params.track_frontend == 1
+
+
+def test_the_tracking_frontends_thresholds_are_its_own():
+    config = parse_text(HEAD.replace("""frontend fe
+    bind *:80
+""", """frontend fe
+    bind *:80
+    stick-table type ip size 1k expire 10s store conn_rate(10s)
+    tcp-request connection track-sc0 src
+    tcp-request connection silent-drop if { sc0_conn_rate gt 10 }
+""") + """
+frontend other
+    bind :81
+    tcp-request connection reject if { src 10.0.0.0/8 }
+    default_backend be
+frontend reads
+    bind :82
+    tcp-request connection reject if { src_conn_rate(fe) gt 3 }
+    default_backend be
+""", "t.cfg", env={})
+    with pytest.raises(NotCompilable, match="t.cfg:.*does not track them"):
+        compile_config(config)
+    del config.frontends["reads"]
+    p = compile_config(config).params
+    # A later frontend's rules leave the tracker's thresholds as they were.
+    assert (p.count_syns, p.conn_rate_gt, p.reject_with_rst, p.track_frontend) == (
+        True, 10, False, 0)
 
 
 @pytest.mark.parametrize("rules, why", [
@@ -69,9 +148,17 @@ def test_source_lists_become_allow_and_block_entries():
     ("    tcp-request connection reject unless { src 10.0.0.0/8 }\n", "'unless'"),
     ("    tcp-request connection reject if { dst_port 80 }\n", "not a counter the kernel"),
     ("    stick-table type ip size 1k store conn_rate(1s)\n"
-     "    tcp-request connection reject if { src_conn_rate gt 5 }\n", "nothing tracks"),
-    ("    tcp-request connection reject if { src 10.0.0.0/8 }\n"
-     "    tcp-request connection accept if { src 10.1.0.0/16 }\n", "accept after a reject"),
+     "    tcp-request connection reject if { src_conn_rate gt 5 }\n", "does not track them"),
+    ("    stick-table type ip size 1k store conn_rate(1s)\n"
+     "    tcp-request connection track-sc0 src\n"
+     "    tcp-request connection reject if { src_conn_rate gt 5 }\n"
+     "    tcp-request connection accept if { src 10.1.0.0/16 }\n", "accept after a counter"),
+    ("    stick-table type ip size 1k store conn_rate(1s)\n"
+     "    tcp-request connection track-sc0 src\n"
+     "    tcp-request connection reject if { src_conn_rate gt 5 }\n"
+     "    tcp-request connection silent-drop if { src 10.1.0.0/16 }\n", "use the same one"),
+    ("    tcp-request connection accept if { src 10.1.0.0/16 } || { dst_port 80 }\n",
+     "not a source-address match"),
 ])
 def test_other_shapes_are_refused_at_their_line(rules, why):
     with pytest.raises(NotCompilable, match=why) as err:
@@ -93,8 +180,20 @@ frontend ruled
 """, "t.cfg", env={})
     plan = compile_config(config)
     assert plan.params.tracked_ports_only
+    # Numbered among the tracked frontends: their bits in src_rules.
     assert [(b.addr, b.port, b.frontend) for b in plan.tracked] == [
-        (None, 80, 0), ("10.0.0.2", 81, 2), (None, 82, 2)]
+        (None, 80, 0), ("10.0.0.2", 81, 1), (None, 82, 1)]
+
+
+def test_two_ruled_frontends_on_one_port_are_refused():
+    with pytest.raises(NotCompilable, match="binds the same address and port"):
+        compile_config(parse_text(HEAD + """
+    tcp-request connection reject if { src 192.0.2.0/24 }
+frontend again
+    bind *:80
+    tcp-request connection reject if { src 198.51.100.0/24 }
+    default_backend be
+""", "t.cfg", env={}))
 
 
 def test_without_rules_no_port_is_tracked():

@@ -23,11 +23,12 @@ from collections.abc import Callable
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
-from pyxlb.datapath import cidr_lists, libbpf, params, services
+from pyxlb.datapath import cidr_lists, libbpf, params, ports, services, src_rules
 from pyxlb.datapath.build import APPLY_ENTRY, compile_program, load_entry, map_layouts
 from pyxlb.datapath.maps import BpfMap
 from pyxlb.datapath.params import DpParams
 from pyxlb.datapath.services import Backend, L4Maps, Service
+from pyxlb.datapath.src_rules import SrcRule
 from pyxlb.datapath.src_track import SrcTrack
 
 EMPTY_XDP = "int empty(struct xdp_md *ctx) { return XDP_PASS; }"
@@ -98,6 +99,14 @@ def main() -> None:
             cidr_lists.add(maps["block_list"], cidr_lists.parse_network(src))
         return setup
 
+    def src_ruled() -> None:
+        """A frontend on *:443 silent-dropping 10.111.0.17 and 10.200.0.0/16 (a
+        RST cannot be measured: a repeated run would see its own answer)."""
+        params.write(maps["dp_params"], DpParams(tracked_ports_only=True, src_rules=True))
+        ports.write_tracked(maps["ports"], maps["listeners"], [ports.Bind(None, 443)])
+        nets = tuple(map(cidr_lists.parse_network, ("10.111.0.17", "10.200.0.0/16")))
+        src_rules.write(maps["src_rules"], src_rules.fold([SrcRule(0, nets, "silent_drop")]))
+
     eth = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:02")
 
     def tcp(src: str, flags: str, dst: str = "10.111.0.2", sport: int = 20, dport: int = 22,
@@ -141,6 +150,10 @@ def main() -> None:
             prog_fd, tcp("10.111.0.10", "A", dport=80), use(DpParams())),
         "L4 NAT forward, conntrack hit, TX": (prog_fd, flow_ack, opened(flow_syn)),
         "L4 NAT reply, reverse hit, TX": (prog_fd, reply_packet, opened(flow_syn)),
+        "TCP SYN, a src-ruled port, pass": (
+            prog_fd, tcp("10.111.0.16", "S", dport=443), src_ruled),
+        "TCP SYN, src silent-drop, drop": (
+            prog_fd, tcp("10.111.0.17", "S", dport=443), src_ruled),
         # Last: the other paths pay for a lookup in an empty block list.
         "block-listed source, drop": (prog_fd, tcp("10.111.0.9", "A"), blocked("10.111.0.9")),
         "TCP ACK, pass, a block list of 1": (prog_fd, tcp("10.111.0.10", "A"), use(tracking)),

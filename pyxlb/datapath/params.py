@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyxlb.datapath import libbpf
 from pyxlb.datapath.maps import BpfMap
+from pyxlb.datapath.ports import TRACKED_FRONTENDS_MAX
 
 if TYPE_CHECKING:
     from pyxlb.config.model import StickTable
@@ -37,7 +38,11 @@ class DpParams:
     expire). A `*_gt` threshold N enforces `reject if { src_X gt N }`; None
     enforces nothing. With `tracked_ports_only`, counting and rules apply to
     SYNs for the tracked frontends' binds (pyxlb.datapath.ports) only; without,
-    to SYNs for any port. `now_ms_override`, when non-zero, is the clock (tests)."""
+    to SYNs for any port. `src_rules`: the config's src rules are in the
+    src_rules map (pyxlb.datapath.src_rules), for the tracked frontends'
+    SYNs. `track_frontend`: the number of the tracked frontend whose SYNs are
+    counted and checked against the thresholds (None: every one's).
+    `now_ms_override`, when non-zero, is the clock (tests)."""
 
     expire_ms: int = 0
     conn_rate_period: int = 0
@@ -50,6 +55,8 @@ class DpParams:
     gpc0_gt: int | None = None
     tracked_ports_only: bool = False
     reject_with_rst: bool = False
+    src_rules: bool = False
+    track_frontend: int | None = None
     now_ms_override: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +68,10 @@ class DpParams:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= U32_MAX:
                 raise ValueError(f"dp_params {name}={value}: out of range (0 to {U32_MAX})")
+        if self.track_frontend is not None and not (
+                0 <= self.track_frontend < TRACKED_FRONTENDS_MAX):
+            raise ValueError(f"dp_params track_frontend={self.track_frontend}: a tracked "
+                             f"frontend's number is 0 to {TRACKED_FRONTENDS_MAX - 1}")
         if self.conn_rate_gt is not None and not self.conn_rate_period:
             raise ValueError("dp_params conn_rate_gt: the table does not store conn_rate")
         if self.http_err_rate_gt is not None and not self.http_err_rate_period:
@@ -90,6 +101,8 @@ def write(params_map: BpfMap, params: DpParams) -> None:
         if name in REJECT_RULES:
             setattr(value, REJECT_RULES[name], setting is not None)
             setting = setting or 0
+        elif name == "track_frontend":
+            setting = 0 if setting is None else setting + 1
         setattr(value, name, int(setting))
     libbpf.map_update(params_map.fd, params_map.layout.key_type(0), value)
 
@@ -102,7 +115,9 @@ def read(params_map: BpfMap) -> DpParams:
         setting = getattr(value, name)
         if name in REJECT_RULES:
             setting = setting if getattr(value, REJECT_RULES[name]) else None
-        elif name in ("count_syns", "tracked_ports_only", "reject_with_rst"):
+        elif name == "track_frontend":
+            setting = setting - 1 if setting else None
+        elif name in ("count_syns", "tracked_ports_only", "reject_with_rst", "src_rules"):
             setting = bool(setting)
         fields[name] = setting
     return DpParams(**fields)

@@ -70,7 +70,7 @@ class LoadedProgram:
             if name == "maglev_table":
                 continue  # the shape of the tables `maglev` holds: never written
             if name == "ports":  # 65536 entries, a few set: only those are written
-                ports.update_flags(table, 0xFF, {})
+                ports.update_flags(table, 0xFF, {}, {})
             elif table.type_name in ("array", "percpu_array"):
                 libbpf.map_update_batch(table.fd, *_array_zeros(
                     table.max_entries, ctypes.sizeof(table._value_buffer())))

@@ -39,6 +39,7 @@ def test_a_table_without_expire_keeps_entries_for_good():
     ({"conn_rate_period": 1 << 31}, "conn_rate_period=2147483648: a period is"),
     ({"gpc0_gt": -1}, "gpc0_gt=-1: out of range"),
     ({"expire_ms": 1 << 32}, "expire_ms=4294967296: out of range"),
+    ({"track_frontend": 64}, "track_frontend=64: a tracked frontend's number"),
 ])
 def test_impossible_parameters_are_refused_by_name(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -50,8 +51,9 @@ def test_parameters_round_trip_through_the_map(xdp):
     assert params.read(table_map) == DpParams()  # all zero: nothing counted or enforced
     dp = DpParams(expire_ms=120_000, conn_rate_period=3_000, http_err_rate_period=5_000,
                   gpc0_rate_period=1_000, count_syns=True, conn_rate_gt=0, gpc0_gt=0,
-                  now_ms_override=42)
+                  src_rules=True, track_frontend=0, now_ms_override=42)
     params.write(table_map, dp)
     assert params.read(table_map) == dp
     raw = table_map.lookup(table_map.layout.key_type(0))
     assert (raw.reject_conn_rate, raw.reject_http_err_rate, raw.reject_gpc0) == (1, 0, 1)
+    assert (raw.src_rules, raw.track_frontend) == (1, 1)  # 0 in the map: every frontend

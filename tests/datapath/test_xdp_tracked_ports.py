@@ -126,3 +126,23 @@ def test_other_owners_bits_are_left_alone(xdp):
                                        ("udp", 80): 0x40}
     track(xdp)
     assert ports.read_flags(table) == {("tcp", 80): 0x40, ("udp", 80): 0x40}
+
+
+def test_the_wildcard_binds_frontend_number_survives_other_owners_writes(xdp):
+    table = xdp.maps["ports"]
+    track(xdp, Bind(None, 80, frontend=7), Bind("10.0.0.1", 443, frontend=9))
+
+    def frontend_of(port: int) -> int:
+        return table.lookup(table.layout.key_type(port)).tcp_frontend
+
+    assert (frontend_of(80), frontend_of(443)) == (7, 0)  # 443's is in `listeners`
+    ports.update_flags(table, 0x40, {("tcp", 80): 0x40})
+    assert frontend_of(80) == 7
+    track(xdp)
+    assert frontend_of(80) == 0
+    assert ports.read_flags(table) == {("tcp", 80): 0x40}
+
+
+def test_two_frontends_on_one_wildcard_port_are_refused():
+    with pytest.raises(ValueError, match="both bind the port"):
+        ports.tracked_frontends([Bind(None, 80, frontend=0), Bind("::", 80, frontend=1)])

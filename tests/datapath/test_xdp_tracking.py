@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
-from pyxlb.datapath import cidr_lists, libbpf, ports, services
+from pyxlb.datapath import cidr_lists, libbpf, ports, services, src_rules
 from pyxlb.datapath.libbpf import XDP_PASS
 from pyxlb.datapath.params import DpParams
 from pyxlb.datapath.ports import Bind
@@ -150,6 +150,7 @@ def test_counters_add_up(xdp):
         "packets": 3, "not_ip": 1, "malformed": 1, "blocked": 0, "allowed": 0,
         "tracked": 1, "track_full": 0, "conns_tracked": 0, "conn_rate_rejected": 0,
         "http_err_rate_rejected": 0, "gpc0_rejected": 0, "rst_sent": 0,
+        "src_accepted": 0, "src_rejected": 0,
     }
     assert set(counters.values()) == {0}  # the layer-4 ones: no service here
 
@@ -159,6 +160,8 @@ def test_every_map_decodes_to_plain_data(xdp):
     xdp.run(syn())
     for name in ("block_list", "allow_list"):
         cidr_lists.add(xdp.maps[name], cidr_lists.parse_network("10.99.0.0/16"))
+    src_rules.write(xdp.maps["src_rules"], src_rules.fold([src_rules.SrcRule(
+        0, (cidr_lists.parse_network("10.99.0.0/16"),), "reject")]))
     ports.write_tracked(xdp.maps["ports"], xdp.maps["listeners"], [Bind("10.111.0.2", 80)])
     services.apply(xdp.l4, [Service("10.111.0.2", 80, "10.111.0.2",
                                     (Backend("10.111.0.21", 8080),))], range(40000, 41000))

@@ -1,11 +1,14 @@
 """tcp-request connection rules enforced by XDP in the lab: a source over its
-connection rate is refused, others (and the allow-listed one) are served."""
+connection rate is refused, others (and the accepted one) are served; a
+frontend's src rules refuse its connections only."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+
+from pyxlb.lab.balancer import LabBalancer
 
 LIMIT = 5  # conn-rate-limit.cfg: reject if { sc0_conn_rate gt 5 } over 10s
 
@@ -56,5 +59,60 @@ def test_the_connection_over_the_rate_is_refused_in_the_kernel(lab, limited):
                                       "-i", name).stdout)[0]["value"]
     assert counters["conn_rate_rejected"] >= 1
     assert counters["rst_sent"] == counters["conn_rate_rejected"]
-    assert counters["allowed"] >= 2
+    # `accept if trusted` comes before track-sc0: final, so never counted.
+    assert counters["src_accepted"] >= LIMIT + 2
+    assert trusted not in track
+
+
+SRC_RULES = """
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend web
+    bind *:80
+    tcp-request connection reject if {{ src {rejected} }}
+    tcp-request connection silent-drop if {{ src {dropped} }}
+    default_backend http_back
+
+frontend other
+    bind *:8080
+    default_backend http_back
+
+backend http_back
+    server web1 10.111.0.21:80
+"""
+
+
+def curl_exit(lab, source: str, port: int) -> tuple[int, str]:
+    vip = lab.topo.addr("lb")
+    done = lab.run("client", ["curl", "-s", "-m", "2", "--interface", source, "-o",
+                              "/dev/null", "-w", "%{http_code}", f"http://{vip}:{port}/"],
+                   check=False)
+    return done.returncode, done.stdout.strip()
+
+
+def test_src_rules_refuse_their_frontends_connections_only(lab, tmp_path):
+    rejected, dropped, other = lab.topo.client_addrs[:3]
+    config = tmp_path / "src-rules.cfg"
+    config.write_text(SRC_RULES.format(rejected=rejected, dropped=dropped))
+    balancer = LabBalancer(lab, config)
+    balancer.start()
+    try:
+        # `reject`: the SYN is answered with a RST, curl's "could not connect".
+        assert curl_exit(lab, rejected, 80) == (7, "000")
+        # `silent-drop`: nothing comes back, curl gives up at its deadline.
+        assert curl_exit(lab, dropped, 80) == (28, "000")
+        assert curl_exit(lab, other, 80) == (0, "200")
+        # The other frontend has no rules: both are served there.
+        assert curl_exit(lab, rejected, 8080) == (0, "200")
+        assert curl_exit(lab, dropped, 8080) == (0, "200")
+        counters = json.loads(balancer.cli("maps", "show", "dp_counters", "--json", "-i",
+                                           balancer.instance.name).stdout)[0]["value"]
+        assert counters["src_rejected"] >= 2 and counters["rst_sent"] >= 1
+        assert counters["blocked"] == 0
+    finally:
+        balancer.stop()
 
