@@ -108,7 +108,14 @@ from pyxlb.l7.timers import IdleTimer
 from pyxlb.l7.tls import server_context
 from pyxlb.l7.tunnel import Tunnel, tunnel_timeout
 from pyxlb.l7.upstream import Backend, Server, UpstreamConnection, Upstreams
-from pyxlb.log.session import ConnectionLog, FrontendLog, RequestLog, Sender
+from pyxlb.log.session import (
+    PROMEX_SERVER,
+    STATS_SERVER,
+    ConnectionLog,
+    FrontendLog,
+    RequestLog,
+    Sender,
+)
 from pyxlb.stats.counters import (
     BackendStats,
     FrontendStats,
@@ -117,7 +124,13 @@ from pyxlb.stats.counters import (
     loop_ms,
     status_class,
 )
-from pyxlb.stats.service import StatsRequest, StatsService, headers_of, serves_metrics
+from pyxlb.stats.service import (
+    StatsRequest,
+    StatsService,
+    headers_of,
+    metrics_answer,
+    serves_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +422,8 @@ class ClientConnection(asyncio.Protocol):
                                               self._on_keepalive_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed and self.queue:
+            self._client_left(self.queue[0])
         if self._log is not None:
             self._log_ended("C")
         self.closed = True
@@ -634,8 +649,12 @@ class ClientConnection(asyncio.Protocol):
             ex.pending_size = len(head)
         ex.begin = now
         if self._log is not None:
+            applet = backend_name = None
+            if ex.stats is not None:
+                applet = STATS_SERVER if ex.stats.service is None else PROMEX_SERVER
+                backend_name = None if ex.backend is None else ex.backend.name
             ex.log = self._log.request(method + b" " + url + b" HTTP/" + version,
-                                       now, ex.answer, ex.kind == STATS)
+                                       now, ex.answer, applet, backend_name)
         ex.bytes_in = head_size(len(method) + len(url) + 8, self._lines)
         self.parsing = ex
         self.queue.append(ex)
@@ -665,10 +684,18 @@ class ClientConnection(asyncio.Protocol):
             if decision.tarpit:
                 ex.hold = decision.hold or 0.0
             return ex
-        if decision.stats:
-            fe.stats.intercepted += 1
+        if decision.stats or decision.service is not None:
             ex = Exchange(STATS, version, keep_alive, head_only)
             ex.stats = self._stats_request(method, url, version)
+            ex.stats.service = decision.service
+            if decision.service is not None and decision.backend is not None:
+                # A backend's rule: HAProxy counts the request in that backend, and
+                # not as the frontend's intercepted.
+                ex.backend = backend = fe.upstreams.backend(decision.backend)
+                backend.stats.requests += 1
+                backend.stats.session(self.loop.time())
+            else:
+                fe.stats.intercepted += 1
             return ex
         ex = Exchange(PROXY, version, keep_alive, head_only)
         if view.stick is not None:
@@ -1163,6 +1190,9 @@ class ClientConnection(asyncio.Protocol):
     # -- the response (UpstreamConnection's sink interface)
 
     def response_informational(self, head: bytes) -> None:
+        log = self.queue[0].log
+        if log is not None:
+            log.informational()
         self._write(head)
 
     def response_head(
@@ -1225,6 +1255,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.response_started:
             # Part of a response is out; the client can only learn of the failure
             # from the connection closing.
+            self._server_failed(ex, failed=status != 504, aborted=True)
             self._abort()
             return
         if status == 502 and conn.reused and ex.replay is not None and not ex.retried:
@@ -1235,7 +1266,36 @@ class ClientConnection(asyncio.Protocol):
             ex.replay = None
             ex.connecting = self.loop.create_task(self._connect(ex, conn.server))
             return
+        self._server_failed(ex, failed=True, aborted=False)
         self._generated(ex, status)
+
+    def _server_failed(self, ex: Exchange, failed: bool, aborted: bool) -> None:
+        """HAProxy's counts of a response its server failed: eresp (``failed``: no
+        valid head came, SH sH PH, or the body was cut short, SD) on the backend
+        and server, srv_abrt (``aborted``: mid-body, SD sD) on the frontend too."""
+        backend, server = ex.backend, ex.server
+        assert backend is not None
+        if aborted:
+            self.fe.stats.server_aborts += 1
+            backend.stats.server_aborts += 1
+            if server is not None:
+                server.stats.server_aborts += 1
+        if failed:
+            backend.stats.failed_responses += 1
+            if server is not None:
+                server.stats.failed_responses += 1
+
+    def _client_left(self, ex: Exchange) -> None:
+        """The client connection ends (closed, reset, `timeout client`) while ``ex``
+        holds a server and its response is not done: HAProxy's cli_abrt on the
+        frontend, backend and server (CD, cD, a request body cut short)."""
+        server = ex.server
+        if server is None or ex.response_done:
+            return
+        assert ex.backend is not None
+        self.fe.stats.client_aborts += 1
+        ex.backend.stats.client_aborts += 1
+        server.stats.client_aborts += 1
 
     def upstream_write_paused(self, paused: bool) -> None:
         self._upstream_full = paused
@@ -1287,16 +1347,22 @@ class ClientConnection(asyncio.Protocol):
                                         self._src, self._local_port, self.tls))
 
     def _answer_stats(self, ex: Exchange, shown: StatsRegistry | None = None) -> None:
+        """The stats page's answer, or a `use-service` service's."""
         page = self.fe.stats_page
-        assert page is not None and ex.stats is not None
-        if shown is None and page.registry.collect is not None:
+        registry = self.fe.registry
+        assert ex.stats is not None
+        if shown is None and registry.collect is not None:
             # Several processes serve (nbthread): every one's counters first.
             task = self.loop.create_task(self._answer_stats_totals(ex))
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
             return
         close = ex.close_after or not ex.request_done
-        answer = page.respond(ex.stats, ex.head_only, close, shown)
+        if ex.stats.service is not None:  # prometheus-exporter, the only one
+            answer = metrics_answer(shown or registry.fresh(), ex.head_only, close)
+        else:
+            assert page is not None
+            answer = page.respond(ex.stats, ex.head_only, close, shown)
         ex.bytes_out += chunked_reply_size(answer, ex.head_only)
         self._write(answer)
         self._answered(ex, status_of(answer))
@@ -1307,9 +1373,7 @@ class ClientConnection(asyncio.Protocol):
             self._finish(ex)
 
     async def _answer_stats_totals(self, ex: Exchange) -> None:
-        page = self.fe.stats_page
-        assert page is not None
-        shown = await page.registry.current()
+        shown = await self.fe.registry.current()
         if not self.closed and self.queue and self.queue[0] is ex:
             self._answer_stats(ex, shown)
 
@@ -1512,6 +1576,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _on_idle(self) -> bool:
         """``timeout client`` expired; True keeps watching."""
+        queue = self.queue
+        if queue and (self._write_paused or (queue[0] is self.parsing
+                                             and not queue[0].response_started)):
+            self._client_left(queue[0])  # before the log's ending lets its server go
         if self._log is not None and (self._write_paused or not self.queue
                                       or self._in_head or self.parsing is not None):
             self._log_ended("c")
@@ -1519,7 +1587,6 @@ class ClientConnection(asyncio.Protocol):
             # The client stopped reading its response.
             self._abort()
             return False
-        queue = self.queue
         if self._in_head or self.parsing is not None:
             # A request is arriving too slowly.
             if not queue:

@@ -189,6 +189,18 @@ def stats_response(body: bytes, ctype: bytes, head_only: bool, close: bool,
     return head + b"%X\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
 
 
+def promex_response(body: bytes, ctype: bytes, head_only: bool, close: bool) -> bytes:
+    """The metrics as HAProxy's prometheus-exporter applet sends them: as the stats
+    page's, but its head says chunked for HEAD too and ``connection: close`` last,
+    HTTP/1.0 included (seen on 2.6.12)."""
+    head = (b"HTTP/1.1 200 OK\r\ncache-control: no-cache\r\ncontent-type: " + ctype
+            + b"\r\ntransfer-encoding: chunked\r\n"
+            + (b"connection: close\r\n" if close else b"") + b"\r\n")
+    if head_only:
+        return head
+    return head + b"%X\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+
+
 def stats_admin_redirect(location: bytes, close: bool) -> bytes:
     """After a `stats admin` form: 303 to the page with the outcome (`;st=DONE`)."""
     return (

@@ -28,6 +28,7 @@ from pyxlb.config.rules import (
     SetPath,
     Tarpit,
     TrackSc,
+    UseService,
 )
 from pyxlb.l7.responses import (
     ALWAYS_CLOSE,
@@ -53,8 +54,9 @@ class Decision:
     """What to do with a request.
 
     `answer`: bytes to send instead of forwarding (`status` says which), then close
-    when `close`. `stats`: answer the stats page. Otherwise forward to `backend` (None:
-    no backend, a 503), with the head rebuilt from the view when `edited`.
+    when `close`. `stats`: answer the stats page; `service`: a built-in service.
+    Otherwise forward to `backend` (None: no backend, a 503), with the head rebuilt
+    from the view when `edited`.
     """
 
     answer: bytes | None = None
@@ -69,6 +71,8 @@ class Decision:
     edited: bool = False
     # A deny or tarpit made the answer: HAProxy's dreq counts it.
     denied: bool = False
+    # `use-service NAME` answers (for `backend` when a backend's rule said so).
+    service: str | None = None
 
 
 # Injected: count the request in a stick table (`track-scN KEY [table T]`).
@@ -218,6 +222,14 @@ def _compile_action(action: Any, proxy: str, env: Env, track: Track | None,
         r = action
         return lambda view, d, closing: _answer(
             d, redirect_answer(r, view, closing), r.code, closing)
+    if isinstance(action, UseService):
+        name = action.name
+
+        def use_service(view: RequestView, d: Decision, closing: bool) -> Decision:
+            d.service = name
+            return d
+
+        return use_service
     if isinstance(action, TrackSc):
         t = action
 

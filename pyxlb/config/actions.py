@@ -47,6 +47,7 @@ from pyxlb.config.rules import (
     TcpRequestRule,
     TrackSc,
     UseBackendRule,
+    UseService,
 )
 from pyxlb.config.values import parse_int, parse_name
 
@@ -57,11 +58,13 @@ DENY_STATUSES = (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425
 # The actions pyxlb implements.
 HTTP_ACTIONS = ("allow", "deny", "tarpit", "auth", "track-sc0", "track-sc1", "track-sc2",
                 "set-header", "add-header", "del-header", "replace-header", "set-path",
-                "replace-path", "replace-uri", "redirect")
+                "replace-path", "replace-uri", "redirect", "use-service")
+# The services `http-request use-service` can name.
+SERVICES = ("prometheus-exporter",)
 TCP_ACTIONS = ("accept", "reject", "silent-drop", "track-sc0", "track-sc1", "track-sc2")
 # HAProxy 2.6's other http-request actions; a trailing "*" stands for any suffix.
 _HAPROXY_HTTP_ACTIONS = (
-    "wait-for-handshake", "ot-group", "set-log-level", "set-nice", "use-service", "sc-inc-gpc*",
+    "wait-for-handshake", "ot-group", "set-log-level", "set-nice", "sc-inc-gpc*",
     "sc-set-gpt*", "send-spoe-group", "do-resolve*", "cache-use", "add-acl*", "capture",
     "del-acl*", "del-map*", "disable-l7-retry", "early-hint", "normalize-uri", "reject",
     "replace-pathq", "replace-value", "return", "set-map*", "set-method", "set-pathq",
@@ -342,6 +345,13 @@ def _http_action(st: Statement, p: ProxyDraft, action: Word, words: Sequence[Wor
                            whole_uri=name == "replace-uri")
     if name == "redirect":
         return _redirect(st, p, words)
+    if name == "use-service":
+        (service,) = _exactly(st, action, words, "<service>")
+        if service.text not in SERVICES:
+            raise st.error(f"unknown service '{service.text}' (pyxlb has "
+                           f"{', '.join(SERVICES)}){did_you_mean(service.text, SERVICES)}",
+                           service)
+        return UseService(name=service.text)
     raise _unknown_action(st, "http-request", action, HTTP_ACTIONS, _HAPROXY_HTTP_ACTIONS)
 
 

@@ -110,6 +110,14 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UseService:
+    """`use-service NAME`: a service built into the proxy answers the request
+    (HAProxy 2.6's `prometheus-exporter`, the one pyxlb has)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Accept:
     """tcp-request connection: accept the connection, stop evaluating."""
 
@@ -123,11 +131,11 @@ class Reject:
 
 
 HttpAction = (Allow | Deny | Tarpit | Auth | TrackSc | SetHeader | DelHeader | ReplaceHeader
-              | SetPath | ReplacePath | Redirect)
+              | SetPath | ReplacePath | Redirect | UseService)
 TcpAction = Accept | Reject | TrackSc
 
 # Actions after which no other http-request rule runs.
-FINAL_HTTP_ACTIONS = (Allow, Deny, Tarpit, Auth, Redirect)
+FINAL_HTTP_ACTIONS = (Allow, Deny, Tarpit, Auth, Redirect, UseService)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

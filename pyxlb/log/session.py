@@ -26,6 +26,7 @@ from pyxlb.config.model import LogTarget
 from pyxlb.log.format import SessionRecord, connect_line
 
 STATS_SERVER = "<STATS>"
+PROMEX_SERVER = "<PROMEX>"  # `http-request use-service prometheus-exporter`
 
 
 class Sender(Protocol):
@@ -92,11 +93,12 @@ class ConnectionLog:
         self.begin = now
 
     def request(self, line: bytes, now: float, answer: bytes = b"",
-                stats: bool = False) -> RequestLog | None:
+                applet: str | None = None, backend: str | None = None) -> RequestLog | None:
         """A request head was parsed at `now`: its log, or None when the frontend
         logs in the default format (a `Connect from` line per request, sent here).
         `answer`: the response a rule made instead (its status line says which);
-        `stats`: the stats page answers it."""
+        `applet`: the server name of what answers it in pyxlb (STATS_SERVER,
+        PROMEX_SERVER), for `backend` when a backend's rule chose it."""
         self.requests += 1
         fe = self.fe
         if not fe.httplog:
@@ -111,8 +113,8 @@ class ConnectionLog:
         req = RequestLog(record, self.begin)
         if answer:
             req.answered_locally(int(answer[9:12]))
-        elif stats:
-            req.stats()
+        elif applet is not None:
+            req.applet(applet, backend)
         return req
 
     def bad_request(self) -> RequestLog | None:
@@ -263,6 +265,12 @@ class RequestLog:
         if self.connected_at is not None:
             self.record.t_response = _ms(now - self.connected_at)
 
+    def informational(self) -> None:
+        """An interim (1xx) response went to the client: as HAProxy, the status
+        reads 0 until the final one, and the request counts as in its data phase
+        (a client leaving now ends it `CD`)."""
+        self.record.status = 0
+
     def answered_locally(self, status: int) -> None:
         """A rule answered: auth challenges and redirects are `LR`, denies `PR`."""
         self.record.status = status
@@ -287,9 +295,12 @@ class RequestLog:
         record.t_queue = _ms(now - since)
         self.answered = True
 
-    def stats(self) -> None:
+    def applet(self, server: str, backend: str | None) -> None:
+        """The stats page or a service answers (`LR`, all times 0)."""
         record = self.record
-        record.server = STATS_SERVER
+        record.server = server
+        if backend is not None:
+            record.backend = backend
         record.status = 200
         record.t_queue = record.t_connect = record.t_response = 0
         record.termination = "LR"
@@ -315,7 +326,7 @@ class RequestLog:
         it `closed`, or sent what is not HTTP). Mid-response the client connection
         is aborted (`SD`, `sD`); before, a retry or `generated` follows."""
         self.server_closed = closed
-        if self.record.status >= 0:
+        if self.record.status > 0:
             self.record.termination = ("s" if status == 504 else "S") + "D"
             self.answered = True
 

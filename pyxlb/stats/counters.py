@@ -180,12 +180,18 @@ class ServerStats:
     retries: int = 0
     redispatches: int = 0
     connect_errors: int = 0  # econ: requests given up when its connections failed
+    # eresp, cli_abrt, srv_abrt: responses that failed (SH, sH, PH, SD), exchanges
+    # the client left (CD, cD...) and responses the server left (SD, sD).
+    failed_responses: int = 0
+    client_aborts: int = 0
+    server_aborts: int = 0
     hrsp: list[int] = field(default_factory=_hrsp)
     connects: int = 0
     reuses: int = 0
     current: int = 0  # scur: requests on it now (l7.upstream.Server.sessions)
     peak: int = 0  # smax
     maxqueue: int = 0  # the server's `maxqueue` (qlimit), 0: none
+    maxconn: int = 0  # the server's `maxconn` (slim), 0: none
     queue: QueueView | None = None  # its queue, once l7 serves the backend
     queue_time: QueueTime = field(default_factory=QueueTime)
     # ctime, rtime, ttime and their maxima (%Tc, %Tr, %Tt of served requests).
@@ -227,6 +233,10 @@ class BackendStats:
     # The part of its econ counted without a server: requests that found none
     # usable, or whose wait in the backend's queue ended at `timeout queue`.
     unassigned_errors: int = 0
+    # eresp, cli_abrt, srv_abrt, as a server's (HAProxy keeps the backend's apart).
+    failed_responses: int = 0
+    client_aborts: int = 0
+    server_aborts: int = 0
     queue: QueueView | None = None
     queue_time: QueueTime = field(default_factory=QueueTime)
     connect_time: QueueTime = field(default_factory=QueueTime)
@@ -295,7 +305,9 @@ class FrontendStats:
     ``bytes_out``: bin and bout, every request and response included. ``current``
     and ``peak``: open connections now and at most (scur, smax). ``denied``:
     requests a rule answered with a deny (dreq). ``hrsp``: every answer by status
-    class (`status_class`), pyxlb's own included.
+    class (`status_class`), pyxlb's own included. ``client_aborts`` and
+    ``server_aborts``: HAProxy's fe_counters cli_aborts and srv_aborts (its CSV
+    leaves them out of FRONTEND rows).
     """
 
     name: str
@@ -308,6 +320,8 @@ class FrontendStats:
     current: int = 0
     peak: int = 0
     denied: int = 0
+    client_aborts: int = 0
+    server_aborts: int = 0
     hrsp: list[int] = field(default_factory=_hrsp)
     # rate (sessions), conn_rate (connections; one session each here) and
     # req_rate, per second, with their maxima.
@@ -403,6 +417,7 @@ class StatsRegistry:
             servers = [
                 ServerStats(s.name, sid, s.weight, bool(s.backup),
                             maxqueue=getattr(s, "maxqueue", 0),
+                            maxconn=getattr(s, "maxconn", 0) or 0,
                             checked=bool(getattr(s, "check", False)),
                             clock=StateClock(started, phase=MAINT if getattr(
                                 s, "disabled", False) else RUNNING))

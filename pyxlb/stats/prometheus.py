@@ -11,8 +11,8 @@ are seconds with six decimals (`%f`: qtime 2 ms is 0.002000); a column empty
 for one object reads NaN, as HAProxy writes its empty fields; HTTP metrics are
 written for HTTP proxies only; check_status, check_code and check_duration only
 for servers whose checks run. Metrics whose CSV column pyxlb leaves empty (it
-does not measure them: response errors, aborts, idle connections, a backend's
-own sessions, the agg_* gauges) are left out rather than reported. Process
+does not measure them: idle connections, a backend's own sessions, the agg_*
+gauges) are left out rather than reported. Process
 metrics (`haproxy_process_*`) are not written. Pure: a registry in, text out.
 """
 
@@ -52,6 +52,8 @@ _METRICS: dict[str, tuple[str, str, str]] = {
              "Total number of invalid requests since process started"),
     "econ": ("connection_errors_total", "counter",
              "Total number of failed connections to server since the worker process started"),
+    "eresp": ("response_errors_total", "counter",
+             "Total number of invalid responses since the worker process started"),
     "wretr": ("retry_warnings_total", "counter",
              "Total number of server connection retries since the worker process started"),
     "wredis": ("redispatch_warnings_total", "counter",
@@ -104,6 +106,12 @@ _METRICS: dict[str, tuple[str, str, str]] = {
     "req_tot": ("http_requests_total", "counter",
              "Total number of HTTP requests processed by this object since the worker process "
              "started"),
+    "cli_abrt": ("client_aborts_total", "counter",
+             "Total number of requests or connections aborted by the client since the worker "
+             "process started"),
+    "srv_abrt": ("server_aborts_total", "counter",
+             "Total number of requests or connections aborted by the server since the worker "
+             "process started"),
     "comp_in": ("http_comp_bytes_in_total", "counter",
              "Total number of bytes submitted to the HTTP compressor for this object since the"
              " worker process started"),
@@ -176,17 +184,18 @@ _FRONTEND = ("scur", "smax", "slim", "stot", "bin", "bout", "dreq", "dresp", "er
              "rate_lim", "rate_max", "hrsp_1xx", "req_rate_max", "req_tot", "comp_in",
              "comp_out", "comp_byp", "comp_rsp", "conn_rate_max", "conn_tot", "intercepted",
              "dcon", "dses", "wrew", "cache_lookups", "cache_hits", "eint")
-_BACKEND = ("qcur", "qmax", "stot", "bin", "bout", "dresp", "econ", "wretr", "wredis",
+_BACKEND = ("qcur", "qmax", "stot", "bin", "bout", "dresp", "econ", "eresp", "wretr", "wredis",
             "status", "weight", "act", "bck", "chkdown", "lastchg", "downtime", "lbtot",
-            "rate_max", "hrsp_1xx", "req_tot", "comp_in", "comp_out", "comp_byp", "comp_rsp",
-            "lastsess", "qtime", "ctime", "rtime", "ttime", "wrew", "connect", "reuse",
-            "cache_lookups", "cache_hits", "qtime_max", "ctime_max", "rtime_max", "ttime_max",
-            "eint", "uweight")
-_SERVER = ("qcur", "qmax", "scur", "smax", "stot", "bin", "bout", "dresp", "econ", "wretr",
-           "wredis", "status", "weight", "chkfail", "chkdown", "lastchg", "downtime", "qlimit",
-           "throttle", "lbtot", "rate_max", "check_status", "check_code", "check_duration",
-           "hrsp_1xx", "lastsess", "qtime", "ctime", "rtime", "ttime", "wrew", "connect",
-           "reuse", "qtime_max", "ctime_max", "rtime_max", "ttime_max", "eint", "uweight")
+            "rate_max", "hrsp_1xx", "req_tot", "cli_abrt", "srv_abrt", "comp_in", "comp_out",
+            "comp_byp", "comp_rsp", "lastsess", "qtime", "ctime", "rtime", "ttime", "wrew",
+            "connect", "reuse", "cache_lookups", "cache_hits", "qtime_max", "ctime_max",
+            "rtime_max", "ttime_max", "eint", "uweight")
+_SERVER = ("qcur", "qmax", "scur", "smax", "slim", "stot", "bin", "bout", "dresp", "econ",
+           "eresp", "wretr", "wredis", "status", "weight", "chkfail", "chkdown", "lastchg",
+           "downtime", "qlimit", "throttle", "lbtot", "rate_max", "check_status", "check_code",
+           "check_duration", "hrsp_1xx", "cli_abrt", "srv_abrt", "lastsess", "qtime", "ctime",
+           "rtime", "ttime", "wrew", "connect", "reuse", "qtime_max", "ctime_max", "rtime_max",
+           "ttime_max", "eint", "uweight")
 
 # Columns HAProxy writes for HTTP proxies only.
 _HTTP_ONLY = frozenset({"hrsp_1xx", "req_rate_max", "req_tot", "intercepted", "cache_lookups",

@@ -7,8 +7,9 @@
 * `stats admin if|unless COND`: the page's server forms, POSTed back to the uri,
   answered with a 303 to `;st=DONE` (or DENY, NONE, PART, ERRP);
 * `/metrics` (Prometheus, pyxlb.stats.prometheus) on a stats listener that has
-  nothing else to serve (its backends have no servers, as a `listen stats`),
-  where HAProxy configs put `http-request use-service prometheus-exporter`.
+  nothing else to serve (its backends have no servers, as a `listen stats`);
+  `http-request use-service prometheus-exporter` answers the same anywhere
+  (`metrics_answer`).
 
 Pure: the proxy hands over a `StatsRequest` and writes the bytes it gets back.
 Server state changes go to `StatsRegistry.control` (the daemon's ServerAdmin).
@@ -21,7 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from pyxlb.l7.responses import auth_response, stats_admin_redirect, stats_response
+from pyxlb.l7.responses import (
+    auth_response,
+    promex_response,
+    stats_admin_redirect,
+    stats_response,
+)
 from pyxlb.l7.rules.acl import Env, RequestView, basic_credentials, compile_condition
 from pyxlb.stats.counters import StatsRegistry
 from pyxlb.stats.page import render_csv, render_html
@@ -35,10 +41,12 @@ _ACTIONS = ("ready", "drain", "maint")
 
 @dataclass(slots=True)
 class StatsRequest:
-    """What the service needs of a request; `body` fills while it arrives."""
+    """What the service needs of a request; `body` fills while it arrives.
+    `service`: a `use-service` rule's service answers it, not the stats page."""
 
     view: RequestView
     body: bytearray = field(default_factory=bytearray)
+    service: str | None = None
 
     def add_body(self, data: bytes) -> None:
         room = MAX_FORM - len(self.body)
@@ -62,6 +70,12 @@ def serves_metrics(frontend: Any, has_servers: Callable[[str], bool]) -> bool:
     if frontend.stats is None:
         return False
     return not any(has_servers(name) for name in frontend.backends_used())
+
+
+def metrics_answer(registry: StatsRegistry, head_only: bool, close: bool) -> bytes:
+    """The Prometheus exposition as HAProxy's exporter answers it (a stats
+    listener's /metrics, `http-request use-service prometheus-exporter`)."""
+    return promex_response(render_metrics(registry).encode(), METRICS_TYPE, head_only, close)
 
 
 class StatsService:
@@ -96,8 +110,7 @@ class StatsService:
         view = request.view
         http10 = view.version == b"1.0"
         if self.metrics and view.url.partition(b"?")[0] == METRICS_PATH:
-            body = render_metrics(self._counters(shown)).encode()
-            return stats_response(body, METRICS_TYPE, head_only, close, http10=http10)
+            return metrics_answer(self._counters(shown), head_only, close)
         if self.users and self._user(view) is None:
             return auth_response(self.realm, close)
         options = view.url[len(self.uri):].split(b";")

@@ -43,15 +43,17 @@ _TIMES = (("connect_time", False), ("response_time", False), ("total_time", Fals
 FRONTEND_COUNTERS = (("connections", False), ("requests", False), ("intercepted", False),
                      ("bad_requests", False), ("bytes_in", False), ("bytes_out", False),
                      ("current", False), ("peak", True), ("denied", False), ("hrsp", False),
-                     ("rate", False), ("conn_rate", False), ("req_rate", False))
+                     ("rate", False), ("conn_rate", False), ("req_rate", False),
+                     ("client_aborts", False), ("server_aborts", False))
+_ABORTS = (("failed_responses", False), ("client_aborts", False), ("server_aborts", False))
 BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False),
                     ("hrsp", False), ("unassigned_errors", False), *_TIMES,
-                    ("rate", False), ("last_session", True))
+                    ("rate", False), ("last_session", True), *_ABORTS)
 SERVER_COUNTERS = (("requests", False), ("retries", False), ("redispatches", False),
                    ("connect_errors", False), ("bytes_in", False), ("bytes_out", False),
                    ("hrsp", False), ("connects", False), ("reuses", False),
                    ("current", False), ("peak", True), *_TIMES, ("rate", False),
-                   ("last_session", True))
+                   ("last_session", True), *_ABORTS)
 
 
 @dataclass(slots=True)

@@ -31,3 +31,19 @@ def running(lab: Lab, who: str, config: Path, ports: Sequence[int]) -> Iterator[
         yield
     finally:
         runner.stop()
+
+
+def raw_answer(lab: Lab, port: int, payload: bytes) -> bytes:
+    """What the balancer answers ``payload`` sent to ``port`` from the client
+    namespace: up to its close or the last chunk (a keep-alive answer)."""
+    script = ("import socket,sys\n"
+              "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=5)\n"
+              "s.sendall(bytes.fromhex(sys.argv[3])); d=b''\n"
+              "while not d.endswith(b'\\r\\n0\\r\\n\\r\\n'):\n"
+              "    c=s.recv(65536)\n"
+              "    if not c: break\n"
+              "    d+=c\n"
+              "sys.stdout.write(d.hex())\n")
+    out = lab.run("client", [lab.python, "-c", script, lab.topo.addr("lb"), str(port),
+                             payload.hex()]).stdout
+    return bytes.fromhex(out)

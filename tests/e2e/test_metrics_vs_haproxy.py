@@ -58,15 +58,11 @@ NOT_MEASURED = frozenset({
     # the frontend and the servers, denials on the frontend)
     "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
     "backend_requests_denied_total",
-    # invalid responses (eresp), client and server aborts (cli_abrt, srv_abrt)
-    "backend_response_errors_total", "server_response_errors_total",
-    "backend_client_aborts_total", "backend_server_aborts_total",
-    "server_client_aborts_total", "server_server_aborts_total",
     # the backends' aggregated server and check states (agg_* columns)
     "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
-    # a server's maxconn (slim) and its idle connection pools (srv_icur,
+    # a server's idle connection pools (srv_icur,
     # src_ilim, idle/safe/used_conn_cur, need_conn_est)
-    "server_limit_sessions", "server_idle_connections_current",
+    "server_idle_connections_current",
     "server_idle_connections_limit", "server_unsafe_idle_connections_current",
     "server_safe_idle_connections_current", "server_used_connections_current",
     "server_need_connections_current",

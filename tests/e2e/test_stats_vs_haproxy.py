@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from side_by_side import BALANCERS, running
+from side_by_side import BALANCERS, raw_answer, running
 
 from pyxlb.lab.lab import Lab
 
@@ -65,19 +65,8 @@ class Side:
         self.lab, self.web, self.stats = lab, web, stats
 
     def raw(self, payload: bytes) -> bytes:
-        """The answer to ``payload``: up to the balancer's close or the last chunk
-        (a keep-alive answer)."""
-        script = ("import socket,sys\n"
-                  "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=5)\n"
-                  "s.sendall(bytes.fromhex(sys.argv[3])); d=b''\n"
-                  "while not d.endswith(b'\\r\\n0\\r\\n\\r\\n'):\n"
-                  "    c=s.recv(65536)\n"
-                  "    if not c: break\n"
-                  "    d+=c\n"
-                  "sys.stdout.write(d.hex())\n")
-        out = self.lab.run("client", [self.lab.python, "-c", script, self.lab.topo.addr("lb"),
-                                      str(self.stats), payload.hex()]).stdout
-        return bytes.fromhex(out)
+        """The stats listener's answer to ``payload``."""
+        return raw_answer(self.lab, self.stats, payload)
 
     def csv(self) -> dict[tuple[str, str], dict[str, str]]:
         answer = self.raw(b"GET /;csv HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

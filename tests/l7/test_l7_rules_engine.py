@@ -246,3 +246,16 @@ def test_needed_only_with_rules() -> None:
 
 def test_deny_response_table() -> None:
     assert deny_response(403, False) == PAGE_403
+
+
+def test_use_service_is_final_and_runs_before_stats() -> None:
+    e = engine("    http-request use-service prometheus-exporter if { path /metrics }\n"
+               "    http-request deny\n    stats uri /metrics\n")
+    d = decide(e, req(b"/metrics"))
+    assert (d.service, d.answer, d.stats, d.backend) == ("prometheus-exporter", None, False,
+                                                         None)
+    assert decide(e, req(b"/other")).status == 403
+    # In a backend's rules: the service answers for that backend.
+    e = engine("", backend_rules="    http-request use-service prometheus-exporter\n")
+    d = decide(e, req(b"/anything"))
+    assert (d.service, d.backend) == ("prometheus-exporter", "be")

@@ -15,7 +15,7 @@ from log_clock import at
 from pyxlb.config import parse_text
 from pyxlb.config.model import LogTarget
 from pyxlb.log.sender import LogSender
-from pyxlb.log.session import ConnectionLog, FrontendLog
+from pyxlb.log.session import STATS_SERVER, ConnectionLog, FrontendLog
 
 DATA = Path(__file__).parent / "data"
 PID = 1858
@@ -92,7 +92,7 @@ def proxied(conn: ConnectionLog, line: bytes, be: str, server: str | None, *,
 def answered(conn: ConnectionLog, line: bytes, answer: bytes = b"", stats: bool = False,
              sent: int = 0) -> None:
     conn.started(0.0)
-    req = conn.request(line, 0.0, answer, stats)
+    req = conn.request(line, 0.0, answer, STATS_SERVER if stats else None)
     assert req is not None
     conn.sent += sent
     conn.end(req, 0.0)
@@ -278,3 +278,28 @@ def test_a_persistence_cookie_gives_the_flags_of_tsc() -> None:
     req.cookie = SimpleNamespace(seen="E", sent="I")
     conn.end(req, 0.0)
     assert b" - - --EI " in sender.sent[0]
+
+
+@pytest.mark.parametrize("ending, logged", [("client", b" 0 0 - - CD-- "),
+                                            ("server", b" 502 0 - - SH-- ")])
+def test_after_an_interim_response_the_status_reads_0_until_the_final_one(
+        ending: str, logged: bytes) -> None:
+    """HAProxy 2.6.12 logged `0 ... CD` for a client leaving its request body
+    after the server's 100 Continue (tests/e2e/test_aborts_vs_haproxy.py); a
+    server closing then still gets its 502 and `SH`."""
+    sender = Recorder()
+    conn = connection("fe", 40000, "24/Nov/2026:07:00:00.000", sender)
+    conn.started(0.0)
+    req = conn.request(b"POST /wait HTTP/1.1", 0.0)
+    assert req is not None
+    b, s = backend("be", "web1")
+    req.picked(b, s, 0.0)
+    req.connected(0.0)
+    req.informational()
+    if ending == "client":
+        conn.end(req, 0.0, "C")
+    else:
+        req.server_failed(502, True)
+        req.generated(502)
+        conn.end(req, 0.0)
+    assert logged in sender.sent[0]

@@ -181,10 +181,10 @@ HAPROXY_ROWS = {
 # idle-connection gauges, the h1 mux's wire bytes, TLS figures of servers.
 NOT_MEASURED = {
     "FRONTEND": {"slim", "h1_open_streams", "h1_bytes_in", "h1_bytes_out"},
-    "web1": {"eresp", "cli_abrt", "srv_abrt", "srv_icur", "idle_conn_cur",
+    "web1": {"srv_icur", "idle_conn_cur",
              "safe_conn_cur", "used_conn_cur", "need_conn_est",
              "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake"},
-    "BACKEND": {"scur", "smax", "slim", "dreq", "eresp", "cli_abrt", "srv_abrt",
+    "BACKEND": {"scur", "smax", "slim", "dreq",
                 "agg_server_status", "agg_server_check_status", "agg_check_status",
                 "h1_open_connections", "h1_open_streams", "h1_total_connections",
                 "h1_total_streams", "h1_bytes_in", "h1_bytes_out"},
@@ -261,6 +261,25 @@ def test_sessions_denied_responses_and_connections() -> None:
         "0", "9", "0", "1", "0", "0"]
     assert (by["web1"]["connect"], by["web1"]["reuse"]) == ("1", "3")
     assert (by["BACKEND"]["connect"], by["BACKEND"]["reuse"]) == ("9", "3")
+
+
+def test_failed_responses_and_aborts_show_on_backend_and_server_rows() -> None:
+    """eresp, cli_abrt and srv_abrt: the backend's own counts (HAProxy's
+    be_counters, not its servers' sum) and each server's; HAProxy's FRONTEND
+    row leaves them empty, whatever its fe_counters hold."""
+    reg = lab_registry()
+    fe = reg.frontend("http_front")
+    fe.client_aborts, fe.server_aborts = 7, 8
+    be = reg.backend("http_back")
+    be.failed_responses, be.client_aborts, be.server_aborts = 3, 4, 5
+    web1 = be.server("web1")
+    web1.failed_responses, web1.client_aborts, web1.server_aborts = 1, 2, 0
+    by = {r["svname"]: r for r in rows(render_csv(reg))}
+    cells = ("eresp", "cli_abrt", "srv_abrt")
+    assert [by["FRONTEND"][c] for c in cells] == ["", "", ""]
+    assert [by["BACKEND"][c] for c in cells] == ["3", "4", "5"]
+    assert [by["web1"][c] for c in cells] == ["1", "2", "0"]
+    assert [by["web2"][c] for c in cells] == ["0", "0", "0"]
 
 
 def test_a_frontend_with_an_ssl_bind_leaves_its_tls_columns_to_be_measured() -> None:

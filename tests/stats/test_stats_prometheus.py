@@ -118,14 +118,10 @@ NOT_MEASURED = frozenset({
     # and the servers), its fullconn
     "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
     "backend_requests_denied_total",
-    # invalid responses, client and server aborts
-    "backend_response_errors_total", "server_response_errors_total",
-    "backend_client_aborts_total", "backend_server_aborts_total",
-    "server_client_aborts_total", "server_server_aborts_total",
     # the agg_* gauges (columns pyxlb's CSV leaves empty)
     "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
-    # a server's maxconn (slim) and its idle connection pools
-    "server_limit_sessions", "server_idle_connections_current",
+    # a server's idle connection pools
+    "server_idle_connections_current",
     "server_idle_connections_limit", "server_unsafe_idle_connections_current",
     "server_safe_idle_connections_current", "server_used_connections_current",
     "server_need_connections_current",

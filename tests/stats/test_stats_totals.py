@@ -51,6 +51,9 @@ def busy(reg: StatsRegistry, n: int) -> StatsRegistry:
     srv.requests, srv.retries, srv.redispatches = 8 * n, 9 * n, n
     srv.queue = Queue(2 * n, 3 * n)
     srv.status = "UP 1/2"
+    fe.client_aborts, fe.server_aborts = 11 * n, 12 * n
+    be.failed_responses, be.client_aborts, be.server_aborts = 13 * n, 14 * n, 15 * n
+    srv.failed_responses, srv.client_aborts, srv.server_aborts = 16 * n, 17 * n, 18 * n
     return reg
 
 
@@ -79,6 +82,9 @@ def test_counts_add_up_and_peaks_take_the_larger():
     assert (be.queue_time.total, be.queue_time.top) == (18, 14)
     srv = be.server("a")
     assert (srv.requests, srv.retries, srv.queue.length, srv.queue.peak) == (24, 27, 6, 6)
+    assert (fe.client_aborts, fe.server_aborts) == (33, 36)
+    assert (be.failed_responses, be.client_aborts, be.server_aborts) == (39, 42, 45)
+    assert (srv.failed_responses, srv.client_aborts, srv.server_aborts) == (48, 51, 54)
 
 
 def test_a_list_of_another_layout_is_refused():
@@ -91,7 +97,7 @@ def test_a_list_of_another_layout_is_refused():
 NOT_COUNTERS = {
     FrontendStats: {"name"},
     BackendStats: {"name", "servers", "queue", "queue_time", "clock"},
-    ServerStats: {"name", "sid", "weight", "backup", "status", "maxqueue", "queue",
+    ServerStats: {"name", "sid", "weight", "backup", "status", "maxqueue", "maxconn", "queue",
                   "queue_time", "checked", "clock", "check_cells"},
 }
 
