@@ -3,7 +3,7 @@ exporter, `http-request use-service prometheus-exporter`) and `pyxlb up` (its
 `/metrics` on the stats listener) in the lab's balancer, on the same proxies
 and traffic. pyxlb's frontend, backend and server metrics must be HAProxy's,
 HELP, TYPE and label sets in the same order, but for those it leaves out
-(NOT_MEASURED). Values are not compared: times, rates and ages depend on when
+(LEFT_OUT). Values are not compared: times, rates and ages depend on when
 each ran; tests/stats/test_stats_prometheus.py compares them to HAProxy's lines.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from side_by_side import BALANCERS, running
 
 from pyxlb.lab.lab import Lab
+from pyxlb.stats.prometheus import LEFT_OUT
 
 CONFIG = """\
 global
@@ -52,21 +53,6 @@ listen stats
 # pyxlb serves /metrics on a stats listener without servers by itself.
 SERVICE = "    http-request use-service prometheus-exporter if { path /metrics }\n"
 
-# HAProxy's metrics pyxlb leaves out: its stats CSV leaves their columns empty.
-NOT_MEASURED = frozenset({
-    # a backend's own sessions, fullconn and denials (pyxlb counts sessions on
-    # the frontend and the servers, denials on the frontend)
-    "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
-    "backend_requests_denied_total",
-    # the backends' aggregated server and check states (agg_* columns)
-    "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
-    # a server's idle connection pools (srv_icur,
-    # src_ilim, idle/safe/used_conn_cur, need_conn_est)
-    "server_idle_connections_current",
-    "server_idle_connections_limit", "server_unsafe_idle_connections_current",
-    "server_safe_idle_connections_current", "server_used_connections_current",
-    "server_need_connections_current",
-})
 _OURS = re.compile(r"(# (HELP|TYPE) )?haproxy_(frontend|backend|server)_(\w+)")
 # Checked servers, whose check_duration shows once their first check is over.
 CHECKED = ('proxy="http_back",server="web1"', 'proxy="http_back",server="backup1"',
@@ -81,7 +67,7 @@ def shape(text: str) -> list[str]:
         found = _OURS.match(line)
         if found is None:
             continue
-        if f"{found[3]}_{found[4]}" not in NOT_MEASURED:
+        if f"{found[3]}_{found[4]}" not in LEFT_OUT:
             lines.append(line if line.startswith("#") else line.rpartition(" ")[0])
     return lines
 
@@ -113,4 +99,4 @@ def test_the_metrics_are_haproxys_but_the_unmeasured(lab: Lab, tmp_path: Path):
     assert len(theirs) > 500  # every metric of every object, not an empty answer
     assert ours == theirs
     # And pyxlb writes nothing of HAProxy's that it does not measure.
-    assert not any(f"haproxy_{name}" in seen["pyxlb"] for name in NOT_MEASURED)
+    assert not any(f"haproxy_{name}" in seen["pyxlb"] for name in LEFT_OUT)
