@@ -1,10 +1,10 @@
 """The Prometheus exporter, side by side: the real HAProxy 2.6 (its built-in
-exporter, `http-request use-service prometheus-exporter`) and `pyxlb up` (its
-`/metrics` on the stats listener) in the lab's balancer, on the same proxies
-and traffic. pyxlb's frontend, backend and server metrics must be HAProxy's,
-HELP, TYPE and label sets in the same order, but for those it leaves out
-(LEFT_OUT). Values are not compared: times, rates and ages depend on when
-each ran; tests/stats/test_stats_prometheus.py compares them to HAProxy's lines.
+exporter) and `pyxlb up` in the lab's balancer, on the same config (`http-request
+use-service prometheus-exporter`) and traffic. pyxlb's frontend, backend and
+server metrics must be HAProxy's, HELP, TYPE and label sets in the same order,
+but for those it leaves out (LEFT_OUT). Values are not compared: times, rates
+and ages depend on when each ran; tests/stats/test_stats_prometheus.py compares
+them to HAProxy's lines.
 """
 
 from __future__ import annotations
@@ -47,11 +47,10 @@ backend l4
 
 listen stats
     bind *:{stats}
-{service}    stats enable
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+    stats enable
     stats uri /
 """
-# pyxlb serves /metrics on a stats listener without servers by itself.
-SERVICE = "    http-request use-service prometheus-exporter if { path /metrics }\n"
 
 _OURS = re.compile(r"(# (HELP|TYPE) )?haproxy_(frontend|backend|server)_(\w+)")
 # Checked servers, whose check_duration shows once their first check is over.
@@ -87,9 +86,8 @@ def test_the_metrics_are_haproxys_but_the_unmeasured(lab: Lab, tmp_path: Path):
     seen = {}
     for who, web, stats in zip(BALANCERS, (8083, 8084), (8483, 8484), strict=True):
         config = tmp_path / f"{who}.cfg"
-        config.write_text(CONFIG.format(
-            web=web, stats=stats, web1=lab.topo.addr("web1"), web2=lab.topo.addr("web2"),
-            service=SERVICE if who == "haproxy" else ""))
+        config.write_text(CONFIG.format(web=web, stats=stats, web1=lab.topo.addr("web1"),
+                                        web2=lab.topo.addr("web2")))
         with running(lab, who, config, [web, stats]):
             base = f"http://{lab.topo.addr('lb')}:{web}"
             for path in ("/", "/", "/", "/nope", "/deny"):
