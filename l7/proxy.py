@@ -649,10 +649,12 @@ class ClientConnection(asyncio.Protocol):
             ex.pending_size = len(head)
         ex.begin = now
         if self._log is not None:
-            applet = backend_name = None
+            applet = None
             if ex.stats is not None:
                 applet = STATS_SERVER if ex.stats.service is None else PROMEX_SERVER
-                backend_name = None if ex.backend is None else ex.backend.name
+            # Set here only where a backend's rule answered (a forwarded request
+            # gets its backend later).
+            backend_name = None if ex.backend is None else ex.backend.name
             ex.log = self._log.request(method + b" " + url + b" HTTP/" + version,
                                        now, ex.answer, applet, backend_name)
         ex.bytes_in = head_size(len(method) + len(url) + 8, self._lines)
@@ -676,6 +678,13 @@ class ClientConnection(asyncio.Protocol):
             if decision.denied:
                 self.fe.stats.denied += 1
             ex = Exchange(ANSWER, version, keep_alive, head_only)
+            if decision.backend is not None:
+                # A backend's rule answered: HAProxy counts it in that backend.
+                ex.backend = backend = fe.upstreams.backend(decision.backend)
+                backend.stats.requests += 1
+                backend.stats.session(self.loop.time())
+                if decision.denied:
+                    backend.stats.denied += 1
             if view.stick is not None:
                 ex.view, ex.status = view, decision.status
             ex.answer = decision.answer

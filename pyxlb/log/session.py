@@ -98,7 +98,7 @@ class ConnectionLog:
         logs in the default format (a `Connect from` line per request, sent here).
         `answer`: the response a rule made instead (its status line says which);
         `applet`: the server name of what answers it in pyxlb (STATS_SERVER,
-        PROMEX_SERVER), for `backend` when a backend's rule chose it."""
+        PROMEX_SERVER); `backend`: the backend whose rule answered or chose it."""
         self.requests += 1
         fe = self.fe
         if not fe.httplog:
@@ -114,7 +114,9 @@ class ConnectionLog:
         if answer:
             req.answered_locally(int(answer[9:12]))
         elif applet is not None:
-            req.applet(applet, backend)
+            req.applet(applet)
+        if backend is not None:
+            record.backend = backend
         return req
 
     def bad_request(self) -> RequestLog | None:
@@ -295,12 +297,10 @@ class RequestLog:
         record.t_queue = _ms(now - since)
         self.answered = True
 
-    def applet(self, server: str, backend: str | None) -> None:
+    def applet(self, server: str) -> None:
         """The stats page or a service answers (`LR`, all times 0)."""
         record = self.record
         record.server = server
-        if backend is not None:
-            record.backend = backend
         record.status = 200
         record.t_queue = record.t_connect = record.t_response = 0
         record.termination = "LR"

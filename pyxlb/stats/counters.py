@@ -233,6 +233,7 @@ class BackendStats:
     # The part of its econ counted without a server: requests that found none
     # usable, or whose wait in the backend's queue ended at `timeout queue`.
     unassigned_errors: int = 0
+    denied: int = 0  # dreq: requests its own http-request rules denied
     # eresp, cli_abrt, srv_abrt, as a server's (HAProxy keeps the backend's apart).
     failed_responses: int = 0
     client_aborts: int = 0

@@ -179,6 +179,7 @@ def backend_fields(proxy: ProxyStats, be: BackendStats, now: float = 0.0) -> dic
         "lastsess": _since(now, be.last_session), **_time_cells(be, proxy.mode),
         **_zeros(_BACKEND_ZERO), **({} if proxy.tls else _zeros(_TLS_ZERO)),
         "pxname": proxy.name, "svname": "BACKEND", "stot": be.requests, "status": be.status,
+        "dreq": be.denied,
         "bin": be.bytes_in, "bout": be.bytes_out,
         "weight": weight, "act": be.active_up, "bck": be.backup_up, "pid": _PID,
         "iid": proxy.iid, "sid": 0, "lbtot": be.lbtot, "type": TYPE_BACKEND,

@@ -182,10 +182,9 @@ _METRICS: dict[str, tuple[str, str, str]] = {
 # HAProxy's metrics pyxlb leaves out, by name after `haproxy_`: their CSV columns
 # stay empty (not measured). The tests hold the exporter to HAProxy's list minus these.
 LEFT_OUT = frozenset({
-    # a backend's own sessions, fullconn and denials (pyxlb counts sessions on
-    # the frontend and the servers, denials on the frontend)
+    # a backend's own sessions and fullconn (pyxlb counts sessions on the
+    # frontend and the servers)
     "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
-    "backend_requests_denied_total",
     # the backends' aggregated server and check states (agg_* columns)
     "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
     # a server's idle connection pools (srv_icur, src_ilim, idle/safe/used_conn_cur,
@@ -200,11 +199,11 @@ _FRONTEND = ("scur", "smax", "slim", "stot", "bin", "bout", "dreq", "dresp", "er
              "rate_lim", "rate_max", "hrsp_1xx", "req_rate_max", "req_tot", "comp_in",
              "comp_out", "comp_byp", "comp_rsp", "conn_rate_max", "conn_tot", "intercepted",
              "dcon", "dses", "wrew", "cache_lookups", "cache_hits", "eint")
-_BACKEND = ("qcur", "qmax", "stot", "bin", "bout", "dresp", "econ", "eresp", "wretr", "wredis",
-            "status", "weight", "act", "bck", "chkdown", "lastchg", "downtime", "lbtot",
-            "rate_max", "hrsp_1xx", "req_tot", "cli_abrt", "srv_abrt", "comp_in", "comp_out",
-            "comp_byp", "comp_rsp", "lastsess", "qtime", "ctime", "rtime", "ttime", "wrew",
-            "connect", "reuse", "cache_lookups", "cache_hits", "qtime_max", "ctime_max",
+_BACKEND = ("qcur", "qmax", "stot", "bin", "bout", "dreq", "dresp", "econ", "eresp", "wretr",
+            "wredis", "status", "weight", "act", "bck", "chkdown", "lastchg", "downtime",
+            "lbtot", "rate_max", "hrsp_1xx", "req_tot", "cli_abrt", "srv_abrt", "comp_in",
+            "comp_out", "comp_byp", "comp_rsp", "lastsess", "qtime", "ctime", "rtime", "ttime",
+            "wrew", "connect", "reuse", "cache_lookups", "cache_hits", "qtime_max", "ctime_max",
             "rtime_max", "ttime_max", "eint", "uweight")
 _SERVER = ("qcur", "qmax", "scur", "smax", "slim", "stot", "bin", "bout", "dresp", "econ",
            "eresp", "wretr", "wredis", "status", "weight", "chkfail", "chkdown", "lastchg",

@@ -47,7 +47,7 @@ FRONTEND_COUNTERS = (("connections", False), ("requests", False), ("intercepted"
                      ("client_aborts", False), ("server_aborts", False))
 _ABORTS = (("failed_responses", False), ("client_aborts", False), ("server_aborts", False))
 BACKEND_COUNTERS = (("requests", False), ("bytes_in", False), ("bytes_out", False),
-                    ("hrsp", False), ("unassigned_errors", False), *_TIMES,
+                    ("hrsp", False), ("unassigned_errors", False), ("denied", False), *_TIMES,
                     ("rate", False), ("last_session", True), *_ABORTS)
 SERVER_COUNTERS = (("requests", False), ("retries", False), ("redispatches", False),
                    ("connect_errors", False), ("bytes_in", False), ("bytes_out", False),

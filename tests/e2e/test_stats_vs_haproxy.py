@@ -33,6 +33,9 @@ frontend http_front
 
 backend http_back
     balance roundrobin
+    http-request deny if {{ path /bedeny }}
+    http-request auth if {{ path /auth }}
+    redirect location /x if {{ path /redir }}
     server web1 {web1}:80
     server web2 {web2}:80
 
@@ -84,7 +87,8 @@ class Side:
                                 "(sys.argv[1], int(sys.argv[2]))).close()",
                                 self.lab.topo.addr("lb"), str(self.web)])
         base = f"http://{self.lab.topo.addr('lb')}:{self.web}"
-        for path in ("/", "/", "/", "/", "/nope", "/deny"):
+        # The last three are answered by the backend's rules: counted there too.
+        for path in ("/", "/", "/", "/", "/nope", "/deny", "/bedeny", "/auth", "/redir"):
             self.lab.run("client", ["curl", "-s", "-o", "/dev/null", "-m", "5", base + path])
 
 
