@@ -350,7 +350,10 @@ class ClientConnection(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._upstream_full = False
+        # The connection closes once nothing is left to answer: after input the
+        # parser refused (`_broken`), or after the client's half-close.
         self._broken = False
+        self._client_done = False
         self._corked: list[bytes] | None = None
         self._log: ConnectionLog | None = None
         # The message being parsed.
@@ -497,8 +500,9 @@ class ClientConnection(asyncio.Protocol):
         if (ex.wait is not None and ex.wait.queued and ex.backend is not None
                 and "abortonclose" in ex.backend.options):
             return None  # `option abortonclose`: a queued request is dropped (CQ)
-        # The client finished sending (half-close): answer what it asked, then close.
-        self.queue[-1].close_after = True
+        # The client finished sending (half-close): answer what it asked, then close,
+        # without saying so in the answers (as HAProxy: no `connection: close`).
+        self._client_done = True
         return True
 
     def pause_writing(self) -> None:
@@ -1470,7 +1474,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.log is not None:
             assert self._log is not None
             self._log.end(ex.log, now)
-        if ex.close_after or self._broken and not self.queue:
+        if ex.close_after or (self._broken or self._client_done) and not self.queue:
             self._close()
             return
         if ex.early:

@@ -326,3 +326,16 @@ def test_a_head_cut_short_by_the_clients_close_gets_400_from_both(lab, balancers
     assert got["first"] == want["first"]
     assert got["closed"] and want["closed"]
     assert got["forwarded"] == want["forwarded"] == []
+
+
+def test_a_request_then_the_clients_half_close_is_answered_as_by_haproxy(lab, balancers):
+    # The client sends a whole request and shuts its sending side: both answer
+    # it, with the same head (HAProxy adds no `connection: close`), then close.
+    hap, pyx = balancers
+    payload = head("GET /half HTTP/1.1", "Host: a")
+    want = hap.send(lab, payload, fin=True)
+    got = pyx.send(lab, payload, fin=True)
+    assert want["first"].startswith("HTTP/1.1 200")
+    assert got["first"] == want["first"]
+    assert got["closed"] and want["closed"]
+    assert got["forwarded"] == want["forwarded"]
