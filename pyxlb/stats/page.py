@@ -75,8 +75,11 @@ _CACHE = ("cache_lookups", "cache_hits")
 _TLS_ZERO = ("ssl_sess", "ssl_reused_sess", "ssl_failed_handshake")
 _FRONTEND_ZERO = ("dresp", "rate_lim", *_COMP, "dcon", "dses", "wrew", *_CACHE, "eint", *_H2,
                   "h1_spliced_bytes_in", "h1_spliced_bytes_out")
+# HAProxy 2.6's CSV writes its agg_* gauges as 0 (only its exporter counts
+# servers per state there).
+_AGG = ("agg_server_status", "agg_server_check_status", "agg_check_status")
 _BACKEND_ZERO = ("dresp", *_COMP, "wrew", *_CACHE, "eint", *_H2,
-                 "h1_spliced_bytes_in", "h1_spliced_bytes_out")
+                 "h1_spliced_bytes_in", "h1_spliced_bytes_out", *_AGG)
 _SERVER_ZERO = ("dresp", "wrew", "eint")
 _HRSP = ("hrsp_other", "hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx")
 

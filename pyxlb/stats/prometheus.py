@@ -11,9 +11,10 @@ are seconds with six decimals (`%f`: qtime 2 ms is 0.002000); a column empty
 for one object reads NaN, as HAProxy writes its empty fields; HTTP metrics are
 written for HTTP proxies only; check_status, check_code and check_duration only
 for servers whose checks run. Metrics whose CSV column pyxlb leaves empty (it
-does not measure them: idle connections, a backend's own sessions, the agg_*
-gauges) are left out rather than reported. Process
-metrics (`haproxy_process_*`) are not written. Pure: a registry in, text out.
+does not measure them: idle connections, a backend's own sessions) are left
+out rather than reported, and so are the agg_* per-state counts (HAProxy's CSV
+writes them 0; only its exporter counts). Process metrics (`haproxy_process_*`)
+are not written. Pure: a registry in, text out.
 """
 
 from __future__ import annotations
@@ -179,13 +180,15 @@ _METRICS: dict[str, tuple[str, str, str]] = {
              "Server's user weight, or sum of active servers' user weights for a backend"),
 }
 
-# HAProxy's metrics pyxlb leaves out, by name after `haproxy_`: their CSV columns
-# stay empty (not measured). The tests hold the exporter to HAProxy's list minus these.
+# HAProxy's metrics pyxlb leaves out, by name after `haproxy_`: not measured (their
+# CSV columns stay empty) or not counted per state. The tests hold the exporter to
+# HAProxy's list minus these.
 LEFT_OUT = frozenset({
     # a backend's own sessions and fullconn (pyxlb counts sessions on the
     # frontend and the servers)
     "backend_current_sessions", "backend_max_sessions", "backend_limit_sessions",
-    # the backends' aggregated server and check states (agg_* columns)
+    # the backends' servers counted per state and per check status (agg_*: the
+    # CSV's columns read 0 as HAProxy's; the per-state counts are not written)
     "backend_agg_server_status", "backend_agg_server_check_status", "backend_agg_check_status",
     # a server's idle connection pools (srv_icur, src_ilim, idle/safe/used_conn_cur,
     # need_conn_est)

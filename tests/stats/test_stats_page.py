@@ -184,10 +184,8 @@ NOT_MEASURED = {
     "web1": {"srv_icur", "idle_conn_cur",
              "safe_conn_cur", "used_conn_cur", "need_conn_est",
              "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake"},
-    "BACKEND": {"scur", "smax", "slim",
-                "agg_server_status", "agg_server_check_status", "agg_check_status",
-                "h1_open_connections", "h1_open_streams", "h1_total_connections",
-                "h1_total_streams", "h1_bytes_in", "h1_bytes_out"},
+    "BACKEND": {"scur", "smax", "slim", "h1_open_connections", "h1_open_streams",
+                "h1_total_connections", "h1_total_streams", "h1_bytes_in", "h1_bytes_out"},
 }
 
 
