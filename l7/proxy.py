@@ -350,10 +350,9 @@ class ClientConnection(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._upstream_full = False
-        # The connection closes once nothing is left to answer: after input the
-        # parser refused (`_broken`), or after the client's half-close.
-        self._broken = False
-        self._client_done = False
+        # No further request will be read: the connection closes once nothing is
+        # left to answer (after input the parser refused, or the client's half-close).
+        self._closing = False
         self._corked: list[bytes] | None = None
         self._log: ConnectionLog | None = None
         # The message being parsed.
@@ -502,7 +501,7 @@ class ClientConnection(asyncio.Protocol):
             return None  # `option abortonclose`: a queued request is dropped (CQ)
         # The client finished sending (half-close): answer what it asked, then close,
         # without saying so in the answers (as HAProxy: no `connection: close`).
-        self._client_done = True
+        self._closing = True
         return True
 
     def pause_writing(self) -> None:
@@ -667,6 +666,14 @@ class ClientConnection(asyncio.Protocol):
         if ex.streams and len(self.queue) == 1:
             self._start(ex)
 
+    def _backend_answers(self, ex: Exchange, name: str) -> Backend:
+        """A backend's rule answers the request: HAProxy counts it as a request of
+        that backend (stot, req_tot, and its bytes and status through ex.backend)."""
+        ex.backend = backend = self.fe.upstreams.backend(name)
+        backend.stats.requests += 1
+        backend.stats.session(self.loop.time())
+        return backend
+
     def _apply_rules(
         self, rules: RuleEngine, method: bytes, url: bytes, version: bytes, head_only: bool
     ) -> Exchange:
@@ -684,9 +691,7 @@ class ClientConnection(asyncio.Protocol):
             ex = Exchange(ANSWER, version, keep_alive, head_only)
             if decision.backend is not None:
                 # A backend's rule answered: HAProxy counts it in that backend.
-                ex.backend = backend = fe.upstreams.backend(decision.backend)
-                backend.stats.requests += 1
-                backend.stats.session(self.loop.time())
+                backend = self._backend_answers(ex, decision.backend)
                 if decision.denied:
                     backend.stats.denied += 1
             if view.stick is not None:
@@ -702,11 +707,9 @@ class ClientConnection(asyncio.Protocol):
             ex.stats = self._stats_request(method, url, version)
             ex.stats.service = decision.service
             if decision.service is not None and decision.backend is not None:
-                # A backend's rule: HAProxy counts the request in that backend, and
-                # not as the frontend's intercepted.
-                ex.backend = backend = fe.upstreams.backend(decision.backend)
-                backend.stats.requests += 1
-                backend.stats.session(self.loop.time())
+                # A backend's rule: counted in that backend, not as the frontend's
+                # intercepted.
+                self._backend_answers(ex, decision.backend)
             else:
                 fe.stats.intercepted += 1
             return ex
@@ -1415,7 +1418,7 @@ class ClientConnection(asyncio.Protocol):
             return
         fe = self.fe
         fe.stats.bad_requests += 1
-        self._broken = True
+        self._closing = True
         self._update_reading()
         ex = self.parsing
         self.parsing = None
@@ -1474,7 +1477,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.log is not None:
             assert self._log is not None
             self._log.end(ex.log, now)
-        if ex.close_after or (self._broken or self._client_done) and not self.queue:
+        if ex.close_after or self._closing and not self.queue:
             self._close()
             return
         if ex.early:
@@ -1532,7 +1535,7 @@ class ClientConnection(asyncio.Protocol):
             return
         queue = self.queue
         pause = (
-            self._broken
+            self._closing
             or self._upstream_full
             # Pipelining: do not read the next request before this one is answered.
             or (bool(queue) and queue[-1].request_done)
